@@ -1,0 +1,117 @@
+package org.hybrimoe.nativeapi;
+
+import java.nio.FloatBuffer;
+import java.nio.ShortBuffer;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.annotation.ByPtrPtr;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Const;
+import org.bytedeco.javacpp.annotation.Opaque;
+import org.bytedeco.javacpp.annotation.Platform;
+
+/**
+ * Raw JavaCPP binding of the C ABI in cpp/include/hybrimoe/hmoe.h, one method per C function.
+ *
+ * <p>Not the public API: callers go through {@link Native} and the typed handles, which check
+ * status codes, reject heap buffers and own native memory. Methods here return the C status
+ * unchanged. Out-parameters are small Java arrays (JavaCPP copies them back); data buffers are
+ * direct NIO buffers, passed by address without a copy.
+ */
+@Platform(
+    include = "hybrimoe/hmoe.h",
+    link = "hybrimoe",
+    // libhybrimoe needs libdnnl.so.3 (and oneDNN libgomp.so.1): JavaCPP extracts both from the dnnl
+    // platform jar and loads them first, which satisfies our library's dependency by soname.
+    preload = {"gomp@.1", "dnnl@.3"},
+    preloadresource = "/org/bytedeco/dnnl/")
+public final class HmoeNative {
+  static {
+    Loader.load();
+  }
+
+  private HmoeNative() {}
+
+  /** Opaque engine handle (hmoe_engine_t*). */
+  @Opaque
+  public static final class hmoe_engine_t extends Pointer {
+    public hmoe_engine_t() {
+      super((Pointer) null);
+    }
+
+    public hmoe_engine_t(Pointer p) {
+      super(p);
+    }
+  }
+
+  public static final int HMOE_OK = 0;
+  public static final int HMOE_ERR_INVALID_ARGUMENT = -1;
+  public static final int HMOE_ERR_UNSUPPORTED = -2;
+  public static final int HMOE_ERR_OUT_OF_MEMORY = -3;
+  public static final int HMOE_ERR_CUDA = -4;
+  public static final int HMOE_ERR_INTERNAL = -5;
+  public static final int HMOE_ERR_NO_DEVICE = -6;
+  public static final int HMOE_ERR_STATE = -7;
+
+  public static final int HMOE_CPU_AVX2 = 1;
+  public static final int HMOE_CPU_AVX512F = 1 << 1;
+  public static final int HMOE_CPU_AVX512_BF16 = 1 << 2;
+  public static final int HMOE_CPU_AVX512_VNNI = 1 << 3;
+  public static final int HMOE_CPU_AMX = 1 << 4;
+  public static final int HMOE_CPU_F16C = 1 << 5;
+
+  public static final int HMOE_KERNEL_SCALAR = 0;
+  public static final int HMOE_KERNEL_AVX2 = 1;
+  public static final int HMOE_KERNEL_AVX512 = 2;
+
+  public static native @Cast("const char*") BytePointer hmoe_last_error();
+
+  public static native void hmoe_clear_error();
+
+  public static native @Cast("const char*") BytePointer hmoe_version();
+
+  public static native int hmoe_cpu_features(@Cast("uint32_t*") int[] out);
+
+  public static native int hmoe_kernel_variant(@Cast("int32_t*") int[] out);
+
+  public static native int hmoe_kernel_variant_force(int variant);
+
+  public static native @Cast("const char*") BytePointer hmoe_kernel_variant_note();
+
+  public static native int hmoe_cpu_physical_cores(@Cast("int32_t*") int[] out);
+
+  public static native int hmoe_onednn_version(
+      @Cast("int32_t*") int[] major, @Cast("int32_t*") int[] minor, @Cast("int32_t*") int[] patch);
+
+  public static native int hmoe_cuda_compiled();
+
+  public static native int hmoe_cuda_device_count(@Cast("int32_t*") int[] out);
+
+  public static native @Cast("const char*") BytePointer hmoe_cuda_note();
+
+  public static native int hmoe_cuda_device_info(
+      int index,
+      @Cast("char*") byte[] name,
+      int nameLen,
+      @Cast("int64_t*") long[] totalMem,
+      @Cast("int64_t*") long[] freeMem,
+      @Cast("int32_t*") int[] ccMajor,
+      @Cast("int32_t*") int[] ccMinor,
+      @Cast("int32_t*") int[] multiprocessors);
+
+  public static native int hmoe_cuda_selftest(
+      int index, @Cast("int64_t") long n, @Cast("int64_t*") long[] mismatches);
+
+  public static native int hmoe_engine_create(int threads, @ByPtrPtr hmoe_engine_t out);
+
+  public static native void hmoe_engine_free(hmoe_engine_t engine);
+
+  public static native int hmoe_engine_threads(@Const hmoe_engine_t engine, @Cast("int32_t*") int[] out);
+
+  public static native int hmoe_convert_f32_to_bf16(
+      @Cast("const float*") FloatBuffer src, @Cast("uint16_t*") ShortBuffer dst, @Cast("int64_t") long n);
+
+  public static native int hmoe_convert_bf16_to_f32(
+      @Cast("const uint16_t*") ShortBuffer src, @Cast("float*") FloatBuffer dst, @Cast("int64_t") long n);
+}
