@@ -8,3 +8,9 @@ set_tests_properties(cpu-smoke cpu-smoke-no-avx512 cpu-smoke-scalar PROPERTIES L
 
 add_test(NAME cuda-smoke COMMAND test-cuda-smoke)
 set_tests_properties(cuda-smoke PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
+add_test(NAME cuda-device COMMAND test-cuda-device)
+set_tests_properties(cuda-device PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
+
+add_test(NAME abi-exports COMMAND test-abi-exports
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hmoe.h ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/device.h)
+set_tests_properties(abi-exports PROPERTIES LABELS cpu)

@@ -20,7 +20,7 @@ import org.bytedeco.javacpp.annotation.Platform;
  * direct NIO buffers, passed by address without a copy.
  */
 @Platform(
-    include = "hybrimoe/hmoe.h",
+    include = {"hybrimoe/hmoe.h", "hybrimoe/device.h"},
     link = "hybrimoe",
     // libhybrimoe needs libdnnl.so.3 (and oneDNN libgomp.so.1): JavaCPP extracts both from the dnnl
     // platform jar and loads them first, which satisfies our library's dependency by soname.
@@ -41,6 +41,30 @@ public final class HmoeNative {
     }
 
     public hmoe_engine_t(Pointer p) {
+      super(p);
+    }
+  }
+
+  /** Opaque device handle (hmoe_device_t*). */
+  @Opaque
+  public static final class hmoe_device_t extends Pointer {
+    public hmoe_device_t() {
+      super((Pointer) null);
+    }
+
+    public hmoe_device_t(Pointer p) {
+      super(p);
+    }
+  }
+
+  /** Opaque device router handle (hmoe_router_t*). */
+  @Opaque
+  public static final class hmoe_router_t extends Pointer {
+    public hmoe_router_t() {
+      super((Pointer) null);
+    }
+
+    public hmoe_router_t(Pointer p) {
       super(p);
     }
   }
@@ -114,4 +138,101 @@ public final class HmoeNative {
 
   public static native int hmoe_convert_bf16_to_f32(
       @Cast("const uint16_t*") ShortBuffer src, @Cast("float*") FloatBuffer dst, @Cast("int64_t") long n);
+
+  // ---- device.h; an hmoe_expert_shape_t is passed as int[3] {format, d_model, d_ff} ----------
+
+  public static native int hmoe_expert_bytes(
+      @Cast("const hmoe_expert_shape_t*") int[] shape, @Cast("int64_t*") long[] out);
+
+  public static native int hmoe_device_create_cuda(
+      int index, @Cast("const hmoe_expert_shape_t*") int[] shape, int slots, @ByPtrPtr hmoe_device_t out);
+
+  public static native int hmoe_device_cuda_max_slots(
+      int index,
+      @Cast("const hmoe_expert_shape_t*") int[] shape,
+      @Cast("int64_t") long reserveBytes,
+      @Cast("int32_t*") int[] out);
+
+  public static native void hmoe_device_free(hmoe_device_t device);
+
+  public static native int hmoe_device_describe(
+      @Const hmoe_device_t device,
+      @Cast("int32_t*") int[] kind,
+      @Cast("int32_t*") int[] slots,
+      @Cast("int64_t*") long[] slotBytes);
+
+  public static native int hmoe_device_register_host(
+      hmoe_device_t device,
+      @Cast("const void*") java.nio.ByteBuffer ptr,
+      @Cast("int64_t") long bytes,
+      @Cast("int32_t*") int[] pinned);
+
+  public static native int hmoe_device_unregister_host(
+      hmoe_device_t device, @Cast("const void*") java.nio.ByteBuffer ptr);
+
+  public static native int hmoe_device_load(
+      hmoe_device_t device,
+      int slot,
+      @Cast("const void*") java.nio.ByteBuffer gate,
+      @Cast("const void*") java.nio.ByteBuffer up,
+      @Cast("const void*") java.nio.ByteBuffer down,
+      int stream);
+
+  public static native int hmoe_device_slot_state(
+      hmoe_device_t device, int slot, @Cast("int32_t*") int[] out);
+
+  public static native int hmoe_device_moe_run(
+      hmoe_device_t device,
+      @Cast("const float*") FloatBuffer x,
+      int nTokens,
+      @Cast("const int32_t*") java.nio.IntBuffer ids,
+      @Cast("const float*") FloatBuffer weights,
+      int topK,
+      @Cast("const int32_t*") java.nio.IntBuffer slotOfExpert,
+      int nExperts,
+      @Cast("float*") FloatBuffer out);
+
+  public static native int hmoe_device_wait(hmoe_device_t device);
+
+  public static native int hmoe_device_time_moe(
+      hmoe_device_t device,
+      @Cast("const float*") FloatBuffer x,
+      int nTokens,
+      @Cast("const int32_t*") java.nio.IntBuffer ids,
+      @Cast("const float*") FloatBuffer weights,
+      int topK,
+      @Cast("const int32_t*") java.nio.IntBuffer slotOfExpert,
+      int nExperts,
+      int reps,
+      @Cast("float*") float[] medianMs);
+
+  public static native int hmoe_router_create(
+      hmoe_device_t device,
+      @Cast("const float*") FloatBuffer weight,
+      int nExperts,
+      int dModel,
+      int topK,
+      int scoring,
+      int normTopk,
+      float scale,
+      @ByPtrPtr hmoe_router_t out);
+
+  public static native void hmoe_router_free(hmoe_router_t router);
+
+  public static native int hmoe_router_run(
+      hmoe_router_t router,
+      @Cast("const float*") FloatBuffer x,
+      int nTokens,
+      @Cast("int32_t*") java.nio.IntBuffer ids,
+      @Cast("float*") FloatBuffer weights);
+
+  public static native int hmoe_cuda_bench_h2d(
+      int index,
+      @Cast("int64_t") long totalBytes,
+      @Cast("int64_t") long chunkBytes,
+      int reps,
+      double[] gbps);
+
+  public static native int hmoe_cuda_bench_d2d(
+      int index, @Cast("int64_t") long bytes, int reps, double[] gbps);
 }

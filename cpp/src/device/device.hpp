@@ -1,0 +1,50 @@
+// Internal: the device interface behind cpp/include/hybrimoe/device.h. The C ABI functions
+// (device_api.cpp) validate arguments and build the routing plan; implementations (CUDA in
+// cuda/cuda-device.cu, host-emulated in emulated_device.cpp) only move bytes and run kernels.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "hybrimoe/device.h"
+
+namespace hmoe {
+
+// The per-call routing plan, in the "count, prefix, pack" form the kernels consume.
+// Runs are (slot, tokens) groups; pairs are (token, weight) entries, grouped by run.
+struct MoePlan {
+  int32_t n_tokens = 0;
+  std::vector<int32_t> run_slot;    // [n_runs] slot of each run
+  std::vector<int32_t> run_offset;  // [n_runs + 1] prefix of pair counts
+  std::vector<int32_t> pair_token;  // [n_pairs] token row in x / out
+  std::vector<float> pair_weight;   // [n_pairs] routing weight
+  int32_t runs() const { return static_cast<int32_t>(run_slot.size()); }
+  int32_t pairs() const { return static_cast<int32_t>(pair_token.size()); }
+};
+
+int64_t expert_bytes(const hmoe_expert_shape_t& s);  // throws on an invalid shape
+
+}  // namespace hmoe
+
+// Polymorphic base of both implementations; the opaque handle of the C ABI points at one.
+struct hmoe_device {
+  explicit hmoe_device(const hmoe_expert_shape_t& shape, int32_t slots)
+      : shape(shape), slots(slots), slot_bytes(hmoe::expert_bytes(shape)) {}
+  virtual ~hmoe_device() = default;
+  hmoe_device(const hmoe_device&) = delete;
+  hmoe_device& operator=(const hmoe_device&) = delete;
+
+  virtual int32_t kind() const = 0;
+  virtual bool register_host(const void* ptr, int64_t bytes) = 0;  // false: refused, not an error
+  virtual void unregister_host(const void* ptr) = 0;
+  virtual void load(int32_t slot, const void* gate, const void* up, const void* down, int32_t stream) = 0;
+  virtual int32_t slot_state(int32_t slot) = 0;
+  // x [n_tokens, d] f32 host; out [n_tokens, d] f32 host, written by wait().
+  virtual void moe_run(const hmoe::MoePlan& plan, const float* x, float* out) = 0;
+  virtual void wait() = 0;
+  virtual float time_moe(const hmoe::MoePlan& plan, const float* x, int32_t reps) = 0;
+
+  const hmoe_expert_shape_t shape;
+  const int32_t slots;
+  const int64_t slot_bytes;
+};

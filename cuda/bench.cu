@@ -1,0 +1,101 @@
+// Link and memory probes for bench-gpu: the reference rates our copies and kernels are judged by.
+#include <algorithm>
+#include <vector>
+
+#include "cuda-buffers.cuh"
+#include "hybrimoe/device.h"
+
+namespace {
+
+// Median of `reps` timings of body(stream), after one warm-up.
+template <typename Body>
+float median_ms(cudaStream_t s, int reps, Body body) {
+  cudaEvent_t a = nullptr, b = nullptr;
+  std::vector<float> ms;
+  try {
+    HMOE_CUDA_CHECK(cudaEventCreate(&a));
+    HMOE_CUDA_CHECK(cudaEventCreate(&b));
+    body(s);
+    HMOE_CUDA_CHECK(cudaStreamSynchronize(s));
+    for (int r = 0; r < reps; ++r) {
+      HMOE_CUDA_CHECK(cudaEventRecord(a, s));
+      body(s);
+      HMOE_CUDA_CHECK(cudaEventRecord(b, s));
+      HMOE_CUDA_CHECK(cudaEventSynchronize(b));
+      float t = 0;
+      HMOE_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+      ms.push_back(t);
+    }
+  } catch (...) {
+    if (a) cudaEventDestroy(a);
+    if (b) cudaEventDestroy(b);
+    throw;
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+struct Stream {
+  cudaStream_t s = nullptr;
+  Stream() { HMOE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  ~Stream() { if (s) cudaStreamDestroy(s); }
+};
+
+void check_device(int32_t index) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    n = 0;
+  }
+  if (index < 0 || index >= n) hmoe::fail(HMOE_ERR_NO_DEVICE, "CUDA device %d does not exist (%d device(s))", index, n);
+}
+
+}  // namespace
+
+extern "C" {
+
+int hmoe_cuda_bench_h2d(int32_t index, int64_t total_bytes, int64_t chunk_bytes, int32_t reps, double* gbps) {
+  return hmoe::guarded("hmoe_cuda_bench_h2d", [&] {
+    HMOE_REQUIRE_PTR(gbps);
+    if (total_bytes < 1 || chunk_bytes < 1 || chunk_bytes > total_bytes || reps < 1)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "need 1 <= chunk_bytes <= total_bytes and reps >= 1");
+    check_device(index);
+    hmoe::cuda::DeviceScope scope(index);
+    hmoe::cuda::PinnedBuffer host;
+    hmoe::cuda::DeviceBuffer dev;
+    host.reserve(size_t(total_bytes));
+    dev.reserve(size_t(total_bytes));
+    std::fill_n(host.as<char>(), size_t(total_bytes), char(1));
+    Stream st;
+    const float ms = median_ms(st.s, reps, [&](cudaStream_t s) {
+      for (int64_t off = 0; off < total_bytes; off += chunk_bytes) {
+        const int64_t n = std::min(chunk_bytes, total_bytes - off);
+        HMOE_CUDA_CHECK(cudaMemcpyAsync(dev.as<char>() + off, host.as<char>() + off, size_t(n),
+                                        cudaMemcpyHostToDevice, s));
+      }
+    });
+    *gbps = double(total_bytes) / (double(ms) * 1e6);
+  });
+}
+
+int hmoe_cuda_bench_d2d(int32_t index, int64_t bytes, int32_t reps, double* gbps) {
+  return hmoe::guarded("hmoe_cuda_bench_d2d", [&] {
+    HMOE_REQUIRE_PTR(gbps);
+    if (bytes < 1 || reps < 1) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "need bytes >= 1 and reps >= 1");
+    check_device(index);
+    hmoe::cuda::DeviceScope scope(index);
+    hmoe::cuda::DeviceBuffer a, b;
+    a.reserve(size_t(bytes));
+    b.reserve(size_t(bytes));
+    HMOE_CUDA_CHECK(cudaMemset(a.as<void>(), 1, size_t(bytes)));
+    Stream st;
+    const float ms = median_ms(st.s, reps, [&](cudaStream_t s) {
+      HMOE_CUDA_CHECK(cudaMemcpyAsync(b.as<void>(), a.as<void>(), size_t(bytes), cudaMemcpyDeviceToDevice, s));
+    });
+    *gbps = 2.0 * double(bytes) / (double(ms) * 1e6);
+  });
+}
+
+}  // extern "C"

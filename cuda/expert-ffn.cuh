@@ -1,0 +1,37 @@
+// Internal: expert FFN kernels over bf16 experts held in device slots.
+//   out[token] += w * down(silu(gate(x)) * up(x))   for every (token, w) pair of every run
+// Runs with few tokens (decode) take a streaming path: one warp per weight row, 16-byte loads.
+// Runs with many tokens (prefill) take a tensor-core path (WMMA bf16 -> f32).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace hmoe::cuda {
+
+constexpr int kSmallRunTokens = 8;  // runs with at most this many tokens take the streaming path
+
+struct ExpertArgs {
+  const __nv_bfloat16* slots;  // slot s starts at slots + s * slot_elems: gate, up, down
+  int64_t slot_elems;
+  int d;                       // d_model
+  int ff;                      // d_ff
+  const float* x;              // [n_tokens, d]
+  const int32_t* run_slot;     // [n_runs]
+  const int32_t* run_offset;   // [n_runs + 1]
+  const int32_t* pair_token;   // [n_pairs]
+  const float* pair_weight;    // [n_pairs]
+  float* h;                    // [n_pairs, ff] scratch, streaming path
+  __nv_bfloat16* a_bf16;       // [n_pairs, d] scratch, tensor-core path (gathered x)
+  __nv_bfloat16* h_bf16;       // [n_pairs, ff] scratch, tensor-core path
+  float* out;                  // [n_tokens, d], zeroed before, accumulated with atomics
+};
+
+// small_runs / large_runs: device arrays of run indices; max_small / max_large: most tokens in a
+// run of each kind.
+void launch_expert_ffn(const ExpertArgs& a, const int32_t* small_runs, int n_small, int max_small,
+                       const int32_t* large_runs, int n_large, int max_large, cudaStream_t stream);
+
+}  // namespace hmoe::cuda

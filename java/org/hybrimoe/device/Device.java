@@ -1,0 +1,234 @@
+package org.hybrimoe.device;
+
+import java.lang.ref.Cleaner;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import org.hybrimoe.nativeapi.HmoeNative;
+import org.hybrimoe.nativeapi.Native;
+
+/**
+ * An expert device: a fixed pool of expert slots plus compute, copy and prefetch streams (see
+ * cpp/include/hybrimoe/device.h). Loads and expert runs are queued and return at once; the device
+ * itself orders them so that a slot is never overwritten while a kernel may read it and never
+ * read before its load has landed. {@link #await()} is the one blocking call.
+ *
+ * <p>Not thread-safe: one thread drives a device at a time ({@link #slotState} excepted).
+ * Host buffers handed to {@link #load} must stay valid until the load completes.
+ */
+public final class Device implements AutoCloseable {
+  private static final Cleaner CLEANER = Cleaner.create();
+
+  /** Which stream a load goes on: demand transfers or prefetches. */
+  public enum Stream {
+    COPY(1),
+    PREFETCH(2);
+
+    final int code;
+
+    Stream(int code) {
+      this.code = code;
+    }
+  }
+
+  /** A slot's state, read from the device's events. */
+  public enum SlotState {
+    FREE,
+    LOADING,
+    READY,
+    IN_USE
+  }
+
+  /** The implementation behind a device. */
+  public enum Kind {
+    CUDA,
+    EMULATED
+  }
+
+  private final HmoeNative.hmoe_device_t handle;
+  private final Cleaner.Cleanable cleanable;
+  private final ExpertShape shape;
+  private final Kind kind;
+  private final int slots;
+  private volatile boolean closed;
+
+  private Device(HmoeNative.hmoe_device_t handle, ExpertShape shape) {
+    this.handle = handle;
+    this.shape = shape;
+    this.cleanable = CLEANER.register(this, new Release(handle));
+    int[] k = new int[1];
+    int[] s = new int[1];
+    Native.check("hmoe_device_describe", HmoeNative.hmoe_device_describe(handle, k, s, new long[1]));
+    this.kind = k[0] == 1 ? Kind.CUDA : Kind.EMULATED;
+    this.slots = s[0];
+  }
+
+  /**
+   * A CUDA device on GPU {@code index} with {@code slots} slots of {@code shape}.
+   *
+   * @throws org.hybrimoe.nativeapi.NativeException.OutOfMemory when they do not fit (nothing
+   *     leaks: retry with fewer, see {@link #cudaMaxSlots})
+   * @throws org.hybrimoe.nativeapi.NativeException.NoDevice without such a GPU
+   */
+  public static Device cuda(int index, ExpertShape shape, int slots) {
+    Native.load();
+    HmoeNative.hmoe_device_t out = new HmoeNative.hmoe_device_t();
+    Native.check(
+        "hmoe_device_create_cuda", HmoeNative.hmoe_device_create_cuda(index, shape.abi(), slots, out));
+    return new Device(out, shape);
+  }
+
+  /** Slots of {@code shape} that fit in GPU {@code index}'s free memory less {@code reserveBytes}. */
+  public static int cudaMaxSlots(int index, ExpertShape shape, long reserveBytes) {
+    Native.load();
+    int[] out = new int[1];
+    Native.check(
+        "hmoe_device_cuda_max_slots",
+        HmoeNative.hmoe_device_cuda_max_slots(index, shape.abi(), reserveBytes, out));
+    return out[0];
+  }
+
+  public ExpertShape shape() {
+    return shape;
+  }
+
+  public Kind kind() {
+    return kind;
+  }
+
+  public int slots() {
+    return slots;
+  }
+
+  /**
+   * Pins a host region (a mapped weight file, a direct buffer) for direct DMA. Returns false when
+   * the driver refuses; loads from it then go through pinned staging, which is slower, not wrong.
+   */
+  public boolean registerHost(ByteBuffer region) {
+    Native.requireDirect("region", region, 1);
+    int[] pinned = new int[1];
+    Native.check(
+        "hmoe_device_register_host",
+        HmoeNative.hmoe_device_register_host(handle(), region, region.remaining(), pinned));
+    return pinned[0] != 0;
+  }
+
+  /** Undoes {@link #registerHost} for the same buffer (same start address). */
+  public void unregisterHost(ByteBuffer region) {
+    Native.requireDirect("region", region, 1);
+    Native.check("hmoe_device_unregister_host", HmoeNative.hmoe_device_unregister_host(handle(), region));
+  }
+
+  /**
+   * Queues a load of one expert into {@code slot}: each buffer holds one matrix in the shape's
+   * format from its position ({@link ExpertShape#matrixBytes()} bytes each).
+   */
+  public void load(int slot, ByteBuffer gate, ByteBuffer up, ByteBuffer down, Stream stream) {
+    long m = shape.matrixBytes();
+    Native.requireDirect("gate", gate, m);
+    Native.requireDirect("up", up, m);
+    Native.requireDirect("down", down, m);
+    Native.check(
+        "hmoe_device_load", HmoeNative.hmoe_device_load(handle(), slot, gate, up, down, stream.code));
+  }
+
+  /** The slot's state now. */
+  public SlotState slotState(int slot) {
+    int[] out = new int[1];
+    Native.check("hmoe_device_slot_state", HmoeNative.hmoe_device_slot_state(handle(), slot, out));
+    return SlotState.values()[out[0]];
+  }
+
+  /**
+   * Queues the routed experts held in slots: out[t] = sum of weights[t, j] * FFN(x[t]) over the
+   * j whose expert has a slot in {@code slotOfExpert} (-1 = computed elsewhere). Inputs are read
+   * before the call returns; {@code out} is filled by {@link #await()}.
+   *
+   * @param x [nTokens, dModel] f32
+   * @param ids [nTokens, topK] expert ids
+   * @param weights [nTokens, topK] routing weights
+   * @param slotOfExpert [nExperts] slot per expert or -1
+   * @param out [nTokens, dModel] f32, overwritten
+   */
+  public void moeRun(
+      FloatBuffer x,
+      int nTokens,
+      IntBuffer ids,
+      FloatBuffer weights,
+      int topK,
+      IntBuffer slotOfExpert,
+      int nExperts,
+      FloatBuffer out) {
+    checkRun(x, nTokens, ids, weights, topK, slotOfExpert, nExperts);
+    Native.requireDirect("out", out, (long) nTokens * shape.dModel());
+    Native.check(
+        "hmoe_device_moe_run",
+        HmoeNative.hmoe_device_moe_run(
+            handle(), x, nTokens, ids, weights, topK, slotOfExpert, nExperts, out));
+  }
+
+  /** Blocks until every queued load and run has finished and outputs are written. */
+  public void await() {
+    Native.check("hmoe_device_wait", HmoeNative.hmoe_device_wait(handle()));
+  }
+
+  /** Median milliseconds of the device work of {@link #moeRun} with these inputs over reps runs. */
+  public float timeMoe(
+      FloatBuffer x,
+      int nTokens,
+      IntBuffer ids,
+      FloatBuffer weights,
+      int topK,
+      IntBuffer slotOfExpert,
+      int nExperts,
+      int reps) {
+    checkRun(x, nTokens, ids, weights, topK, slotOfExpert, nExperts);
+    float[] ms = new float[1];
+    Native.check(
+        "hmoe_device_time_moe",
+        HmoeNative.hmoe_device_time_moe(
+            handle(), x, nTokens, ids, weights, topK, slotOfExpert, nExperts, reps, ms));
+    return ms[0];
+  }
+
+  private void checkRun(
+      FloatBuffer x, int nTokens, IntBuffer ids, FloatBuffer weights, int topK, IntBuffer slotOf, int nExperts) {
+    if (nTokens < 0 || topK < 1 || nExperts < 1) {
+      throw new IllegalArgumentException(
+          "need nTokens >= 0, topK >= 1, nExperts >= 1; got " + nTokens + ", " + topK + ", " + nExperts);
+    }
+    Native.requireDirect("x", x, (long) nTokens * shape.dModel());
+    Native.requireDirect("ids", ids, (long) nTokens * topK);
+    Native.requireDirect("weights", weights, (long) nTokens * topK);
+    Native.requireDirect("slotOfExpert", slotOf, nExperts);
+  }
+
+  HmoeNative.hmoe_device_t handle() {
+    if (closed) {
+      throw new IllegalStateException("device is closed");
+    }
+    return handle;
+  }
+
+  @Override
+  public void close() {
+    if (!closed) {
+      closed = true;
+      cleanable.clean();
+    }
+  }
+
+  private static final class Release implements Runnable {
+    private final HmoeNative.hmoe_device_t handle;
+
+    Release(HmoeNative.hmoe_device_t handle) {
+      this.handle = handle;
+    }
+
+    @Override
+    public void run() {
+      HmoeNative.hmoe_device_free(handle);
+      handle.setNull();
+    }
+  }
+}
