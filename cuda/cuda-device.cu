@@ -69,18 +69,19 @@ class CudaDevice final : public hmoe_device {
     registered_.erase(it);
   }
 
-  void load(int32_t slot, const void* gate, const void* up, const void* down, int32_t stream) override {
+  void load(int32_t slot, const void* const src[3], const float* const scales[3], int32_t stream) override {
     DeviceScope scope(index_);
     cudaStream_t s = streams_[stream];
     const size_t i = size_t(slot);
     // Never overwrite a slot a kernel may still read, nor race an earlier load into it.
     if (used_[i]) HMOE_CUDA_CHECK(cudaStreamWaitEvent(s, released_[i], 0));
     if (loaded_[i]) HMOE_CUDA_CHECK(cudaStreamWaitEvent(s, ready_[i], 0));
-    const size_t part = size_t(slot_bytes) / 3;
     char* dst = static_cast<char*>(pool_) + i * size_t(slot_bytes);
-    copy_in(dst, gate, part, s);
-    copy_in(dst + part, up, part, s);
-    copy_in(dst + 2 * part, down, part, s);
+    for (int p = 0; p < 3; ++p) {
+      copy_in(dst + layout.weights_at[p], src[p], size_t(layout.rows[p] * layout.row_bytes[p]), s);
+      if (layout.scales_per_row[p] > 0)
+        copy_in(dst + layout.scales_at[p], scales[p], size_t(layout.rows[p] * layout.scales_per_row[p] * 4), s);
+    }
     HMOE_CUDA_CHECK(cudaEventRecord(ready_[i], s));
     loaded_[i] = 1;
   }
@@ -260,8 +261,16 @@ class CudaDevice final : public hmoe_device {
     if (plan.runs() == 0) return;
     const int32_t* base = plan_dev_.as<int32_t>();
     ExpertArgs a;
-    a.slots = static_cast<const __nv_bfloat16*>(pool_);
-    a.slot_elems = slot_bytes / 2;
+    a.slots = static_cast<const unsigned char*>(pool_);
+    a.slot_bytes = slot_bytes;
+    a.int4 = shape.format == HMOE_FORMAT_INT4;
+    a.group = a.int4 ? shape.group_size : 0;
+    for (int p = 0; p < 3; ++p) {
+      a.weights_at[p] = layout.weights_at[p];
+      a.scales_at[p] = layout.scales_at[p];
+      a.row_bytes[p] = layout.row_bytes[p];
+      a.scales_per_row[p] = layout.scales_per_row[p];
+    }
     a.d = shape.d_model;
     a.ff = shape.d_ff;
     a.x = x_dev_.as<float>();

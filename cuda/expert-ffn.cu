@@ -43,10 +43,89 @@ __device__ __forceinline__ void fma8(const uint4& wv, const float* const (&act)[
   }
 }
 
+constexpr int kDepth = 4;
+
+__device__ __forceinline__ const unsigned char* wrow(const ExpertArgs& a, int slot, int p, int64_t row) {
+  return a.slots + slot * a.slot_bytes + a.weights_at[p] + row * a.row_bytes[p];
+}
+
+__device__ __forceinline__ const float* srow(const ExpertArgs& a, int slot, int p, int64_t row) {
+  return reinterpret_cast<const float*>(a.slots + slot * a.slot_bytes + a.scales_at[p]) +
+         row * a.scales_per_row[p];
+}
+
+// int4 block b of a row: 16 bytes = values 32b..32b+31 (byte j: value j low nibble, j+16 high),
+// stored as q + 8. Adds scale * (block . act[t][32b..]) to acc[t]; n bounds the real inputs.
+template <int T>
+__device__ __forceinline__ void int4_block(const uint4& q, float scale, const float* const (&act)[T],
+                                           int cnt, int k, int n, float (&acc)[T]) {
+  const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+  float lo[16], hi[16];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      const uint32_t byte = (w[i] >> (8 * b)) & 0xffu;
+      lo[4 * i + b] = float(int(byte & 15u) - 8);
+      hi[4 * i + b] = float(int(byte >> 4) - 8);
+    }
+  const bool full = k + 32 <= n && (n & 3) == 0;
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    if (t >= cnt) continue;
+    float s = 0.0f;
+    if (full) {
+      const float4* xa = reinterpret_cast<const float4*>(act[t] + k);
+#pragma unroll
+      for (int v = 0; v < 4; ++v) {
+        const float4 l = __ldg(xa + v), h = __ldg(xa + 4 + v);
+        s += lo[4 * v] * l.x + lo[4 * v + 1] * l.y + lo[4 * v + 2] * l.z + lo[4 * v + 3] * l.w;
+        s += hi[4 * v] * h.x + hi[4 * v + 1] * h.y + hi[4 * v + 2] * h.z + hi[4 * v + 3] * h.w;
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        if (k + j < n) s += lo[j] * act[t][k + j];
+        if (k + 16 + j < n) s += hi[j] * act[t][k + 16 + j];
+      }
+    }
+    acc[t] += scale * s;
+  }
+}
+
+// int4 rows: per-lane partial dots of R rows (inputs n, padded to the group) with T activations.
+template <int T, int R>
+__device__ __forceinline__ void rows_dots_int4(const unsigned char* const (&q)[R], const float* const (&sc)[R],
+                                               int group, int n, const float* const (&act)[T], int cnt,
+                                               int lane, float (&acc)[R][T]) {
+  const int blocks = (n + 31) / 32;  // blocks holding real inputs; padding beyond is zero
+  int b = lane;
+  for (; b + (kDepth - 1) * 32 < blocks; b += kDepth * 32) {
+    uint4 wv[R][kDepth];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int i = 0; i < kDepth; ++i) wv[r][i] = __ldcs(reinterpret_cast<const uint4*>(q[r] + int64_t(b + i * 32) * 16));
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int i = 0; i < kDepth; ++i) {
+        const int k = (b + i * 32) * 32;
+        int4_block<T>(wv[r][i], __ldg(sc[r] + k / group), act, cnt, k, n, acc[r]);
+      }
+  }
+  for (; b < blocks; b += 32) {
+    const int k = b * 32;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      int4_block<T>(__ldcs(reinterpret_cast<const uint4*>(q[r] + int64_t(b) * 16)), __ldg(sc[r] + k / group), act,
+                    cnt, k, n, acc[r]);
+  }
+}
+
 // Per-lane partial dot products of R bf16 weight rows (each of length n) with up to T f32
 // activation rows; the caller reduces across the warp. When n % 8 == 0 each lane issues kDepth
 // 16-byte loads per row before using any, so that enough bytes are in flight to saturate HBM.
-constexpr int kDepth = 4;
 
 template <int T, int R>
 __device__ __forceinline__ void rows_dots(const __nv_bfloat16* const (&w)[R], int n,
@@ -93,13 +172,20 @@ gateup_small_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   const int lane = threadIdx.x & 31;
   const int j = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   if (j >= a.ff) return;
-  const __nv_bfloat16* gate = a.slots + a.run_slot[r] * a.slot_elems + int64_t(j) * a.d;
-  const __nv_bfloat16* const rows[2] = {gate, gate + int64_t(a.ff) * a.d};
+  const int slot = a.run_slot[r];
   const float* act[T];
 #pragma unroll
   for (int t = 0; t < T; ++t) act[t] = a.x + int64_t(a.pair_token[off + (t < cnt ? t : 0)]) * a.d;
   float acc[2][T] = {};
-  rows_dots<T, 2>(rows, a.d, act, cnt, lane, acc);
+  if (a.int4) {
+    const unsigned char* const q[2] = {wrow(a, slot, 0, j), wrow(a, slot, 1, j)};
+    const float* const sc[2] = {srow(a, slot, 0, j), srow(a, slot, 1, j)};
+    rows_dots_int4<T, 2>(q, sc, a.group, a.d, act, cnt, lane, acc);
+  } else {
+    const __nv_bfloat16* const rows[2] = {reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 0, j)),
+                                          reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 1, j))};
+    rows_dots<T, 2>(rows, a.d, act, cnt, lane, acc);
+  }
 #pragma unroll
   for (int t = 0; t < T; ++t) {
     if (t < cnt) {
@@ -119,13 +205,19 @@ down_small_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   const int lane = threadIdx.x & 31;
   const int c = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   if (c >= a.d) return;
-  const __nv_bfloat16* const rows[1] = {a.slots + a.run_slot[r] * a.slot_elems + 2 * int64_t(a.ff) * a.d +
-                                        int64_t(c) * a.ff};
+  const int slot = a.run_slot[r];
   const float* act[T];
 #pragma unroll
   for (int t = 0; t < T; ++t) act[t] = a.h + int64_t(off + (t < cnt ? t : 0)) * a.ff;
   float y[1][T] = {};
-  rows_dots<T, 1>(rows, a.ff, act, cnt, lane, y);
+  if (a.int4) {
+    const unsigned char* const q[1] = {wrow(a, slot, 2, c)};
+    const float* const sc[1] = {srow(a, slot, 2, c)};
+    rows_dots_int4<T, 1>(q, sc, a.group, a.ff, act, cnt, lane, y);
+  } else {
+    const __nv_bfloat16* const rows[1] = {reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 2, c))};
+    rows_dots<T, 1>(rows, a.ff, act, cnt, lane, y);
+  }
 #pragma unroll
   for (int t = 0; t < T; ++t) {
     if (t < cnt) {
@@ -173,10 +265,9 @@ __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* 
   const int n0 = blockIdx.x * kTile;
   const int K = kGateUp ? a.d : a.ff;
   const int N = kGateUp ? a.ff : a.d;
-  const __nv_bfloat16* slot = a.slots + a.run_slot[r] * a.slot_elems;
+  const int slot = a.run_slot[r];
   const __nv_bfloat16* A = (kGateUp ? a.a_bf16 + int64_t(off) * a.d : a.h_bf16 + int64_t(off) * a.ff);
-  const __nv_bfloat16* B = kGateUp ? slot : slot + 2 * int64_t(a.ff) * a.d;
-  const __nv_bfloat16* B2 = slot + int64_t(a.ff) * a.d;
+  const int pB = kGateUp ? 0 : 2;  // projection of B (and up = 1 for B2)
 
   constexpr int kStageBytes = (kGateUp ? 3 : 2) * kTile * kLd * 2;
   constexpr int kOutBytes = (kGateUp ? 2 : 1) * kTile * kTile * 4;
@@ -196,31 +287,58 @@ __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* 
       if (kGateUp) wmma::fill_fragment(acc2[i][j], 0.0f);
     }
 
+  // bf16 rows are 16-byte aligned when K % 8 == 0 (slot parts start on 256-byte boundaries).
   const bool vec = (K & 7) == 0;
   for (int k0 = 0; k0 < K; k0 += kTileK) {
     // 64 rows x 32 columns per operand = 256 chunks of 8; 128 threads take 2 each.
-    for (int c = threadIdx.x; c < kTile * kTileK / 8; c += 128) {
-      const int row = c >> 2, col = (c & 3) * 8, k = k0 + col;
-      const bool full = vec && k + 8 <= K;
-      auto stage = [&](const __nv_bfloat16* src, int rows, int base, __nv_bfloat16* dst) {
-        const int gr = base + row;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (gr < rows) {
-          const __nv_bfloat16* p = src + int64_t(gr) * K + k;
-          if (full) {
-            v = __ldg(reinterpret_cast<const uint4*>(p));
-          } else {
-            __align__(16) __nv_bfloat16 tmp[8];
+    auto stage = [&](const __nv_bfloat16* src, int rows, int base, __nv_bfloat16* dst, int row, int col) {
+      const int gr = base + row, k = k0 + col;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (gr < rows) {
+        const __nv_bfloat16* p = src + int64_t(gr) * K + k;
+        if (vec && k + 8 <= K) {
+          v = __ldg(reinterpret_cast<const uint4*>(p));
+        } else {
+          __align__(16) __nv_bfloat16 tmp[8];
 #pragma unroll
-            for (int i = 0; i < 8; ++i) tmp[i] = (k + i < K) ? p[i] : __float2bfloat16_rn(0.0f);
-            v = *reinterpret_cast<const uint4*>(tmp);
-          }
+          for (int i = 0; i < 8; ++i) tmp[i] = (k + i < K) ? p[i] : __float2bfloat16_rn(0.0f);
+          v = *reinterpret_cast<const uint4*>(tmp);
         }
-        *reinterpret_cast<uint4*>(dst + row * kLd + col) = v;
-      };
-      stage(A, cnt, m0, As);
-      stage(B, N, n0, Bs);
-      if (kGateUp) stage(B2, N, n0, B2s);
+      }
+      *reinterpret_cast<uint4*>(dst + row * kLd + col) = v;
+    };
+    for (int c = threadIdx.x; c < kTile * kTileK / 8; c += 128) {
+      const int row = c >> 2, col = (c & 3) * 8;
+      stage(A, cnt, m0, As, row, col);
+      if (!a.int4) {
+        stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, pB, 0)), N, n0, Bs, row, col);
+        if (kGateUp) stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 1, 0)), N, n0, B2s, row, col);
+      }
+    }
+    if (a.int4) {
+      // One int4 block (32 values, kTileK) per weight row: threads 0..63 stage B, 64..127 B2.
+      const int row = threadIdx.x & 63;
+      const int p = threadIdx.x < 64 ? pB : 1;
+      __nv_bfloat16* dst = (threadIdx.x < 64 ? Bs : B2s) + row * kLd;
+      if (threadIdx.x < 64 || kGateUp) {
+        const int gr = n0 + row;
+        if (gr < N) {
+          const uint4 q = __ldg(reinterpret_cast<const uint4*>(wrow(a, slot, p, gr) + (k0 / 32) * 16));
+          const float sc = __ldg(srow(a, slot, p, gr) + k0 / a.group);
+          const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+              const uint32_t byte = (w[i] >> (8 * b)) & 0xffu;
+              dst[4 * i + b] = __float2bfloat16_rn(sc * float(int(byte & 15u) - 8));
+              dst[16 + 4 * i + b] = __float2bfloat16_rn(sc * float(int(byte >> 4) - 8));
+            }
+        } else {
+#pragma unroll
+          for (int i = 0; i < 32; ++i) dst[i] = __float2bfloat16_rn(0.0f);
+        }
+      }
     }
     __syncthreads();
 #pragma unroll

@@ -1,7 +1,8 @@
-// Internal: expert FFN kernels over bf16 experts held in device slots.
+// Internal: expert FFN kernels over experts held in device slots (bf16 or int4, cpu_moe.h rows).
 //   out[token] += w * down(silu(gate(x)) * up(x))   for every (token, w) pair of every run
-// Runs with few tokens (decode) take a streaming path: one warp per weight row, 16-byte loads.
-// Runs with many tokens (prefill) take a tensor-core path (WMMA bf16 -> f32).
+// Runs with few tokens (decode) take a streaming path: one warp per weight row, 16-byte loads,
+// several in flight. Runs with many tokens (prefill) take a tensor-core path (WMMA bf16 -> f32;
+// int4 tiles are dequantized to bf16 in shared memory).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -14,8 +15,14 @@ namespace hmoe::cuda {
 constexpr int kSmallRunTokens = 8;  // runs with at most this many tokens take the streaming path
 
 struct ExpertArgs {
-  const __nv_bfloat16* slots;  // slot s starts at slots + s * slot_elems: gate, up, down
-  int64_t slot_elems;
+  const unsigned char* slots;  // slot s starts at slots + s * slot_bytes
+  int64_t slot_bytes;
+  bool int4;                   // else bf16
+  int group;                   // int4 group size
+  int64_t weights_at[3];       // per projection (gate, up, down): offsets in a slot
+  int64_t scales_at[3];
+  int64_t row_bytes[3];
+  int64_t scales_per_row[3];
   int d;                       // d_model
   int ff;                      // d_ff
   const float* x;              // [n_tokens, d]

@@ -15,30 +15,62 @@
 
 namespace {
 
+// One expert in a device slot's storage: per projection the stored rows (bf16, or int4 blocks
+// of 32 values in 16 bytes, low nibble j / high nibble j+16, q + 8), int4 group scales, and the
+// float64 values the kernels must multiply by.
 struct Expert {
-  std::vector<uint16_t> gate, up, down;  // bf16 bits: [ff, d], [ff, d], [d, ff]
+  std::vector<uint8_t> w[3];
+  std::vector<float> s[3];
+  std::vector<double> deq[3];  // [rows, in]
 };
 
-std::vector<Expert> make_experts(int E, int d, int ff, std::mt19937& rng) {
+std::vector<Expert> make_experts(int E, int d, int ff, int format, int group, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.0f / std::sqrt(float(d)));
+  std::uniform_int_distribution<int> qd(-8, 7);
   std::vector<Expert> ex(static_cast<size_t>(E));
+  const int ins[3] = {d, d, ff}, rows[3] = {ff, ff, d};
   for (auto& e : ex) {
-    for (auto* m : {&e.gate, &e.up, &e.down}) {
-      m->resize(size_t(d) * ff);
-      for (auto& v : *m) v = hmoe::f32_to_bf16(nd(rng));
+    for (int p = 0; p < 3; ++p) {
+      const int in = ins[p], R = rows[p];
+      e.deq[p].assign(size_t(R) * in, 0.0);
+      if (format == HMOE_FORMAT_BF16) {
+        e.w[p].resize(size_t(R) * in * 2);
+        for (int i = 0; i < R * in; ++i) {
+          const uint16_t h = hmoe::f32_to_bf16(nd(rng));
+          std::memcpy(&e.w[p][size_t(i) * 2], &h, 2);
+          e.deq[p][size_t(i)] = double(hmoe::bf16_to_f32(h));
+        }
+      } else {
+        const int in_pad = (in + group - 1) / group * group;
+        e.w[p].assign(size_t(R) * in_pad / 2, 0x88);  // q = 0 everywhere, padding included
+        e.s[p].resize(size_t(R) * (in_pad / group));
+        for (auto& v : e.s[p]) v = std::fabs(nd(rng)) / 4 + 1e-3f;
+        for (int r = 0; r < R; ++r) {
+          for (int k = 0; k < in; ++k) {
+            const int q = qd(rng);
+            uint8_t& byte = e.w[p][size_t(r) * (in_pad / 2) + size_t(k / 32) * 16 + size_t(k % 16)];
+            if ((k % 32) < 16) byte = uint8_t((byte & 0xf0) | (q + 8));
+            else byte = uint8_t((byte & 0x0f) | ((q + 8) << 4));
+            e.deq[p][size_t(r) * in + k] = double(q) * e.s[p][size_t(r) * (in_pad / group) + size_t(k / group)];
+          }
+        }
+      }
     }
   }
   return ex;
 }
 
 double bf(uint16_t h) { return double(hmoe::bf16_to_f32(h)); }
+double round_bf(double v) { return bf(hmoe::f32_to_bf16(float(v))); }
 
-// out[t] = sum_j w[t,j] * FFN_{ids[t,j]}(x[t]) over experts with a slot, in float64.
+// out[t] = sum_j w[t,j] * FFN_{ids[t,j]}(x[t]) over experts with a slot, in float64. The
+// tensor-core path rounds activations (and int4 weights after scaling) to bf16: mimic that there.
 std::vector<double> reference(const std::vector<Expert>& ex, int d, int ff, const std::vector<float>& x,
                               int n, const std::vector<int32_t>& ids, const std::vector<float>& w, int k,
-                              const std::vector<int32_t>& slot_of, bool bf16_activations) {
+                              const std::vector<int32_t>& slot_of, bool tensor_path) {
   std::vector<double> out(size_t(n) * d, 0.0);
   std::vector<double> h(static_cast<size_t>(ff));
+  auto W = [&](const Expert& E, int p, size_t i) { return tensor_path ? round_bf(E.deq[p][i]) : E.deq[p][i]; };
   for (int t = 0; t < n; ++t) {
     for (int j = 0; j < k; ++j) {
       const int e = ids[size_t(t) * k + j];
@@ -48,21 +80,27 @@ std::vector<double> reference(const std::vector<Expert>& ex, int d, int ff, cons
         double g = 0, u = 0;
         for (int c = 0; c < d; ++c) {
           double xv = x[size_t(t) * d + c];
-          if (bf16_activations) xv = bf(hmoe::f32_to_bf16(float(xv)));
-          g += bf(E.gate[size_t(r) * d + c]) * xv;
-          u += bf(E.up[size_t(r) * d + c]) * xv;
+          if (tensor_path) xv = round_bf(xv);
+          g += W(E, 0, size_t(r) * d + c) * xv;
+          u += W(E, 1, size_t(r) * d + c) * xv;
         }
         h[size_t(r)] = g / (1.0 + std::exp(-g)) * u;
-        if (bf16_activations) h[size_t(r)] = bf(hmoe::f32_to_bf16(float(h[size_t(r)])));
+        if (tensor_path) h[size_t(r)] = round_bf(h[size_t(r)]);
       }
       for (int c = 0; c < d; ++c) {
         double y = 0;
-        for (int r = 0; r < ff; ++r) y += bf(E.down[size_t(c) * ff + r]) * h[size_t(r)];
+        for (int r = 0; r < ff; ++r) y += W(E, 2, size_t(c) * ff + r) * h[size_t(r)];
         out[size_t(t) * d + c] += w[size_t(t) * k + j] * y;
       }
     }
   }
   return out;
+}
+
+int load(hmoe_device_t* dev, int slot, const Expert& e, int stream) {
+  const bool q = !e.s[0].empty();
+  return hmoe_device_load(dev, slot, e.w[0].data(), e.w[1].data(), e.w[2].data(), q ? e.s[0].data() : nullptr,
+                          q ? e.s[1].data() : nullptr, q ? e.s[2].data() : nullptr, stream);
 }
 
 double rel_err(const std::vector<float>& got, const std::vector<double>& ref) {
@@ -75,10 +113,10 @@ double rel_err(const std::vector<float>& got, const std::vector<double>& ref) {
   return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
 }
 
-void check_case(int d, int ff, int n, int k, std::mt19937& rng) {
+void check_case(int format, int group, int d, int ff, int n, int k, std::mt19937& rng) {
   const int E = 6, slots = 4;
-  auto ex = make_experts(E, d, ff, rng);
-  hmoe_expert_shape_t shape{HMOE_FORMAT_BF16, d, ff};
+  auto ex = make_experts(E, d, ff, format, group, rng);
+  hmoe_expert_shape_t shape{format, d, ff, group};
   hmoe_device_t* dev = nullptr;
   CHECK_OK(hmoe_device_create_cuda(0, &shape, slots, &dev));
   if (!dev) return;
@@ -88,10 +126,9 @@ void check_case(int d, int ff, int n, int k, std::mt19937& rng) {
   // Experts 0..3 in slots 3..0; 4 and 5 stay off the device. Expert 1 from registered memory.
   std::vector<int32_t> slot_of = {3, 2, 1, 0, -1, -1};
   int32_t pinned = 0;
-  CHECK_OK(hmoe_device_register_host(dev, ex[1].gate.data(), int64_t(ex[1].gate.size()) * 2, &pinned));
+  CHECK_OK(hmoe_device_register_host(dev, ex[1].w[0].data(), int64_t(ex[1].w[0].size()), &pinned));
   for (int e = 0; e < 4; ++e)
-    CHECK_OK(hmoe_device_load(dev, slot_of[size_t(e)], ex[size_t(e)].gate.data(), ex[size_t(e)].up.data(),
-                              ex[size_t(e)].down.data(), e % 2 ? HMOE_STREAM_PREFETCH : HMOE_STREAM_COPY));
+    CHECK_OK(load(dev, slot_of[size_t(e)], ex[size_t(e)], e % 2 ? HMOE_STREAM_PREFETCH : HMOE_STREAM_COPY));
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(size_t(n) * d);
   for (auto& v : x) v = nd(rng);
@@ -108,18 +145,19 @@ void check_case(int d, int ff, int n, int k, std::mt19937& rng) {
   std::vector<float> out(size_t(n) * d, NAN);
   CHECK_OK(hmoe_device_moe_run(dev, x.data(), n, ids.data(), w.data(), k, slot_of.data(), E, out.data()));
   // Evict the slot of expert 0 while the kernel may still read it: load expert 4 over it.
-  CHECK_OK(hmoe_device_load(dev, 3, ex[4].gate.data(), ex[4].up.data(), ex[4].down.data(), HMOE_STREAM_COPY));
+  CHECK_OK(load(dev, 3, ex[4], HMOE_STREAM_COPY));
   std::vector<int32_t> slot_after = {-1, 2, 1, 0, 3, -1};
   std::vector<float> out2(size_t(n) * d, NAN);
   CHECK_OK(hmoe_device_moe_run(dev, x.data(), n, ids.data(), w.data(), k, slot_after.data(), E, out2.data()));
   CHECK_OK(hmoe_device_wait(dev));
   // Per-run tokens decide the path: the tensor-core path rounds activations to bf16.
   const bool tensor_path = n * k / 6 > 8;
+  // Streaming path: f32 math on exact weights. Tensor cores: the reference mimics bf16 rounding.
   const double tol = tensor_path ? 2e-2 : 1e-4;
   const double e1 = rel_err(out, reference(ex, d, ff, x, n, ids, w, k, slot_of, tensor_path));
   const double e2 = rel_err(out2, reference(ex, d, ff, x, n, ids, w, k, slot_after, tensor_path));
-  std::printf("d=%d ff=%d n=%d k=%d pinned=%d: rel err %.2e, after eviction %.2e (tol %.0e)\n", d, ff, n, k,
-              pinned, e1, e2, tol);
+  std::printf("%s d=%d ff=%d n=%d k=%d pinned=%d: rel err %.2e, after eviction %.2e (tol %.0e)\n",
+              format == HMOE_FORMAT_INT4 ? "int4" : "bf16", d, ff, n, k, pinned, e1, e2, tol);
   CHECK(e1 < tol);
   CHECK(e2 < tol);
   CHECK_OK(hmoe_device_slot_state(dev, 3, &st));
@@ -127,12 +165,12 @@ void check_case(int d, int ff, int n, int k, std::mt19937& rng) {
   float ms = 0;
   CHECK_OK(hmoe_device_time_moe(dev, x.data(), n, ids.data(), w.data(), k, slot_after.data(), E, 3, &ms));
   CHECK(ms > 0);
-  if (pinned) CHECK_OK(hmoe_device_unregister_host(dev, ex[1].gate.data()));
+  if (pinned) CHECK_OK(hmoe_device_unregister_host(dev, ex[1].w[0].data()));
   hmoe_device_free(dev);
 }
 
 void check_errors_and_oom() {
-  hmoe_expert_shape_t shape{HMOE_FORMAT_BF16, 4096, 14336};
+  hmoe_expert_shape_t shape{HMOE_FORMAT_BF16, 4096, 14336, 0};
   hmoe_device_t* dev = nullptr;
   CHECK(hmoe_device_create_cuda(0, &shape, 100000, &dev) == HMOE_ERR_OUT_OF_MEMORY);
   CHECK(dev == nullptr);
@@ -147,8 +185,13 @@ void check_errors_and_oom() {
   int32_t slot_of[1] = {1};
   CHECK(hmoe_device_moe_run(dev, x, 1, ids, w, 1, slot_of, 1, out) == HMOE_ERR_STATE);
   CHECK(std::string(hmoe_last_error()).find("slot 1 holds no expert") != std::string::npos);
-  CHECK(hmoe_device_load(dev, 2, x, x, x, HMOE_STREAM_COPY) == HMOE_ERR_INVALID_ARGUMENT);
-  CHECK(hmoe_device_load(dev, 0, x, x, x, HMOE_STREAM_COMPUTE) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_device_load(dev, 2, x, x, x, nullptr, nullptr, nullptr, HMOE_STREAM_COPY) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_device_load(dev, 0, x, x, x, nullptr, nullptr, nullptr, HMOE_STREAM_COMPUTE) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_device_load(dev, 0, x, x, x, x, x, x, HMOE_STREAM_COPY) == HMOE_ERR_INVALID_ARGUMENT);  // bf16: no scales
+  hmoe_expert_shape_t bad{HMOE_FORMAT_INT4, 64, 64, 48};
+  hmoe_device_t* none = nullptr;
+  CHECK(hmoe_device_create_cuda(0, &bad, 1, &none) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(hmoe_last_error()).find("group_size") != std::string::npos);
   int32_t bad_ids[1] = {7};
   CHECK(hmoe_device_moe_run(dev, x, 1, bad_ids, w, 1, slot_of, 1, out) == HMOE_ERR_INVALID_ARGUMENT);
   hmoe_device_free(dev);
@@ -156,7 +199,7 @@ void check_errors_and_oom() {
 
 void check_router(std::mt19937& rng) {
   const int E = 60, d = 96, k = 6, n = 33;
-  hmoe_expert_shape_t shape{HMOE_FORMAT_BF16, 8, 8};
+  hmoe_expert_shape_t shape{HMOE_FORMAT_BF16, 8, 8, 0};
   hmoe_device_t* dev = nullptr;
   CHECK_OK(hmoe_device_create_cuda(0, &shape, 1, &dev));
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -214,10 +257,15 @@ int main() {
   CHECK_OK(hmoe_cuda_device_count(&n));
   if (n == 0) SKIP("no CUDA device");
   std::mt19937 rng(42);
-  check_case(256, 72, 1, 2, rng);     // decode: streaming path, 16-byte loads
-  check_case(67, 45, 3, 2, rng);      // awkward sizes: scalar fallback of the streaming path
-  check_case(200, 136, 96, 2, rng);   // prefill: tensor-core path, vector staging
-  check_case(67, 45, 130, 4, rng);    // prefill, awkward: zero-filled edges
+  for (int fmt : {HMOE_FORMAT_BF16, HMOE_FORMAT_INT4}) {
+    const int g = fmt == HMOE_FORMAT_INT4 ? 32 : 0;
+    check_case(fmt, g, 256, 72, 1, 2, rng);    // decode: streaming path, 16-byte loads
+    check_case(fmt, g, 67, 45, 3, 2, rng);     // awkward sizes: bounds-checked tails
+    check_case(fmt, g, 200, 136, 96, 2, rng);  // prefill: tensor-core path
+    check_case(fmt, g, 67, 45, 130, 4, rng);   // prefill, awkward: zero-filled edges
+  }
+  check_case(HMOE_FORMAT_INT4, 128, 1024, 200, 5, 2, rng);  // int4 groups of 128, 4-deep loads
+  check_case(HMOE_FORMAT_INT4, 64, 136, 256, 40, 3, rng);   // int4 groups of 64, tensor cores
   check_errors_and_oom();
   check_router(rng);
   return TEST_RESULT();

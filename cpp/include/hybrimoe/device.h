@@ -13,10 +13,12 @@
  * - a kernel that reads a slot starts only after that slot's last load has completed.
  * The host never blocks for either; it blocks only in hmoe_device_wait.
  *
- * Expert layout in a slot, per format (the same bytes the CPU kernels read):
- *   HMOE_FORMAT_BF16: gate [d_ff, d_model], up [d_ff, d_model], down [d_model, d_ff], bf16 row-major
- * Loads take three host pointers (gate, up, down), so HF's packed layout (gate_up_proj[e] is gate
- * then up) and the classic per-expert layout (w1, w3, w2) both load with no host-side copy.
+ * Expert rows in a slot use the CPU engine's storage of each format (cpu_moe.h: bf16 rows; int4
+ * rows of 16-byte blocks of 32 values with f32 group scales), so the same host bytes feed either
+ * side. A slot holds gate [d_ff rows], up [d_ff rows], down [d_model rows], then the three scale
+ * arrays (int4), each part starting on a 256-byte boundary. Loads take the three projections (and
+ * their scales) as separate host pointers, so HF's packed layout (gate_up_proj[e] is gate then up)
+ * and the classic per-expert layout (w1, w3, w2) both load with no host-side copy.
  *
  * Thread-safety: one thread per device handle (calls on a handle must not overlap), except
  * hmoe_device_slot_state which any thread may call.
@@ -44,14 +46,18 @@ typedef struct hmoe_device hmoe_device_t;
 #define HMOE_SLOT_READY 2   /* loaded, no kernel pending on it */
 #define HMOE_SLOT_IN_USE 3  /* a queued or running kernel reads it */
 
-/* Expert weight formats devices compute (numbering shared with the CPU engine). */
+/* Expert weight formats devices compute: HMOE_FORMAT_BF16 and HMOE_FORMAT_INT4 (cpu_moe.h). */
+#ifndef HMOE_FORMAT_BF16
 #define HMOE_FORMAT_BF16 1
+#define HMOE_FORMAT_INT4 3
+#endif
 
 /* One expert's shape: the slot size follows from it. */
 typedef struct hmoe_expert_shape {
-  int32_t format;  /* HMOE_FORMAT_* */
-  int32_t d_model; /* hidden size, >= 1 */
-  int32_t d_ff;    /* expert intermediate size, >= 1 */
+  int32_t format;     /* HMOE_FORMAT_BF16 or HMOE_FORMAT_INT4 */
+  int32_t d_model;    /* hidden size, >= 1 */
+  int32_t d_ff;       /* expert intermediate size, >= 1 */
+  int32_t group_size; /* int4: 32, 64 or 128; ignored for bf16 */
 } hmoe_expert_shape_t;
 
 /* Bytes of one expert of this shape in a slot (and in host memory). Any thread. */
@@ -82,12 +88,13 @@ HMOE_API int hmoe_device_register_host(hmoe_device_t* device, const void* ptr, i
                                        int32_t* pinned);
 HMOE_API int hmoe_device_unregister_host(hmoe_device_t* device, const void* ptr);
 
-/* Queues a load of one expert into `slot` on `stream` (HMOE_STREAM_COPY or _PREFETCH): d_ff*d_model
- * elements from gate and from up, d_model*d_ff from down, in the slot's format. Returns at once;
- * host memory must stay valid until the load completes (hmoe_device_wait, or the slot's state
- * leaving LOADING). */
+/* Queues a load of one expert into `slot` on `stream` (HMOE_STREAM_COPY or _PREFETCH): d_ff rows
+ * from gate and from up, d_model rows from down, in the shape's format; for int4 also the scales
+ * ([rows, scales_per_row] f32 each; NULL for bf16). Returns at once; host memory must stay valid
+ * until the load completes (hmoe_device_wait, or the slot's state leaving LOADING). */
 HMOE_API int hmoe_device_load(hmoe_device_t* device, int32_t slot, const void* gate, const void* up,
-                              const void* down, int32_t stream);
+                              const void* down, const float* gate_scales, const float* up_scales,
+                              const float* down_scales, int32_t stream);
 
 /* State of a slot now (HMOE_SLOT_*). Any thread. */
 HMOE_API int hmoe_device_slot_state(hmoe_device_t* device, int32_t slot, int32_t* out);

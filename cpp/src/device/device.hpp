@@ -22,14 +22,26 @@ struct MoePlan {
   int32_t pairs() const { return static_cast<int32_t>(pair_token.size()); }
 };
 
-int64_t expert_bytes(const hmoe_expert_shape_t& s);  // throws on an invalid shape
+// Where each part of an expert sits in a slot (bytes from the slot's start), per projection
+// (0 gate, 1 up, 2 down). Rows follow the CPU engine's storage (cpu_moe.h).
+struct SlotLayout {
+  int64_t weights_at[3];
+  int64_t scales_at[3];       // int4 only
+  int64_t row_bytes[3];       // bytes of one stored row
+  int64_t rows[3];            // ff, ff, d
+  int64_t scales_per_row[3];  // int4: padded inputs / group size; 0 for bf16
+  int64_t slot_bytes;         // total, a multiple of 256
+};
+
+SlotLayout slot_layout(const hmoe_expert_shape_t& s);  // throws on an invalid shape
+int64_t expert_bytes(const hmoe_expert_shape_t& s);
 
 }  // namespace hmoe
 
 // Polymorphic base of both implementations; the opaque handle of the C ABI points at one.
 struct hmoe_device {
   explicit hmoe_device(const hmoe_expert_shape_t& shape, int32_t slots)
-      : shape(shape), slots(slots), slot_bytes(hmoe::expert_bytes(shape)) {}
+      : shape(shape), slots(slots), layout(hmoe::slot_layout(shape)), slot_bytes(layout.slot_bytes) {}
   virtual ~hmoe_device() = default;
   hmoe_device(const hmoe_device&) = delete;
   hmoe_device& operator=(const hmoe_device&) = delete;
@@ -37,7 +49,8 @@ struct hmoe_device {
   virtual int32_t kind() const = 0;
   virtual bool register_host(const void* ptr, int64_t bytes) = 0;  // false: refused, not an error
   virtual void unregister_host(const void* ptr) = 0;
-  virtual void load(int32_t slot, const void* gate, const void* up, const void* down, int32_t stream) = 0;
+  // src[p] / scales[p]: projection p's rows and (int4) scales in host memory.
+  virtual void load(int32_t slot, const void* const src[3], const float* const scales[3], int32_t stream) = 0;
   virtual int32_t slot_state(int32_t slot) = 0;
   // x [n_tokens, d] f32 host; out [n_tokens, d] f32 host, written by wait().
   virtual void moe_run(const hmoe::MoePlan& plan, const float* x, float* out) = 0;
@@ -46,5 +59,6 @@ struct hmoe_device {
 
   const hmoe_expert_shape_t shape;
   const int32_t slots;
+  const hmoe::SlotLayout layout;
   const int64_t slot_bytes;
 };

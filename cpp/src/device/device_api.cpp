@@ -6,16 +6,43 @@
 
 namespace hmoe {
 
-int64_t expert_bytes(const hmoe_expert_shape_t& s) {
+SlotLayout slot_layout(const hmoe_expert_shape_t& s) {
   if (s.d_model < 1 || s.d_ff < 1)
     fail(HMOE_ERR_INVALID_ARGUMENT, "expert shape needs d_model >= 1 and d_ff >= 1, got %d x %d",
          s.d_model, s.d_ff);
-  switch (s.format) {
-    case HMOE_FORMAT_BF16: return int64_t(3) * s.d_model * s.d_ff * 2;
-    default: fail(HMOE_ERR_UNSUPPORTED, "expert format %d is not supported by devices (bf16 = %d)",
-                  s.format, HMOE_FORMAT_BF16);
+  if (s.format != HMOE_FORMAT_BF16 && s.format != HMOE_FORMAT_INT4)
+    fail(HMOE_ERR_UNSUPPORTED, "expert format %d is not supported by devices (bf16 = %d, int4 = %d)",
+         s.format, HMOE_FORMAT_BF16, HMOE_FORMAT_INT4);
+  const bool int4 = s.format == HMOE_FORMAT_INT4;
+  if (int4 && s.group_size != 32 && s.group_size != 64 && s.group_size != 128)
+    fail(HMOE_ERR_INVALID_ARGUMENT, "int4 group_size must be 32, 64 or 128, got %d", s.group_size);
+  auto up256 = [](int64_t b) { return (b + 255) / 256 * 256; };
+  SlotLayout l{};
+  const int64_t in[3] = {s.d_model, s.d_model, s.d_ff};
+  const int64_t rows[3] = {s.d_ff, s.d_ff, s.d_model};
+  int64_t at = 0;
+  for (int p = 0; p < 3; ++p) {
+    l.rows[p] = rows[p];
+    if (int4) {
+      const int64_t in_pad = (in[p] + s.group_size - 1) / s.group_size * s.group_size;
+      l.row_bytes[p] = in_pad / 2;
+      l.scales_per_row[p] = in_pad / s.group_size;
+    } else {
+      l.row_bytes[p] = in[p] * 2;
+      l.scales_per_row[p] = 0;
+    }
+    l.weights_at[p] = at;
+    at = up256(at + rows[p] * l.row_bytes[p]);
   }
+  for (int p = 0; p < 3; ++p) {
+    l.scales_at[p] = at;
+    at = up256(at + rows[p] * l.scales_per_row[p] * 4);
+  }
+  l.slot_bytes = at;
+  return l;
 }
+
+int64_t expert_bytes(const hmoe_expert_shape_t& s) { return slot_layout(s).slot_bytes; }
 
 namespace {
 
@@ -126,17 +153,28 @@ int hmoe_device_unregister_host(hmoe_device_t* device, const void* ptr) {
 }
 
 int hmoe_device_load(hmoe_device_t* device, int32_t slot, const void* gate, const void* up,
-                     const void* down, int32_t stream) {
+                     const void* down, const float* gate_scales, const float* up_scales,
+                     const float* down_scales, int32_t stream) {
   return hmoe::guarded("hmoe_device_load", [&] {
     hmoe::require_device(device);
     hmoe::require_slot(device, slot);
     HMOE_REQUIRE_PTR(gate);
     HMOE_REQUIRE_PTR(up);
     HMOE_REQUIRE_PTR(down);
+    const bool int4 = device->shape.format == HMOE_FORMAT_INT4;
+    if (int4) {
+      HMOE_REQUIRE_PTR(gate_scales);
+      HMOE_REQUIRE_PTR(up_scales);
+      HMOE_REQUIRE_PTR(down_scales);
+    } else if (gate_scales || up_scales || down_scales) {
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "bf16 experts have no scales: pass NULL");
+    }
     if (stream != HMOE_STREAM_COPY && stream != HMOE_STREAM_PREFETCH)
       hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "stream must be HMOE_STREAM_COPY (1) or HMOE_STREAM_PREFETCH (2), got %d",
                  stream);
-    device->load(slot, gate, up, down, stream);
+    const void* const src[3] = {gate, up, down};
+    const float* const scales[3] = {gate_scales, up_scales, down_scales};
+    device->load(slot, src, scales, stream);
   });
 }
 

@@ -77,39 +77,10 @@ final class BenchGpuCommand implements Callable<Integer> {
         gpu.name(), gpu.computeCapability(), link, d2d);
 
     List<Map<String, Object>> rows = new ArrayList<>();
-    out.printf("%-18s %-8s %8s %10s %8s%n", "shape", "what", "tokens", "rate", "ratio");
+    out.printf("%-23s %-8s %8s %10s %8s%n", "shape/format", "what", "tokens", "rate", "ratio");
     for (Shape s : SHAPES) {
-      ExpertShape shape = ExpertShape.bf16(s.d(), s.ff());
-      long expert = shape.bytes();
-      double copy = h2d(expert * Math.max(4, (int) Math.ceil((double) big / expert)), expert);
-      rows.add(row(s.name(), "h2d_expert_copy", 0, copy, copy / link, "GB/s"));
-      out.printf("%-18s %-8s %8s %7.1f GB/s %8.2f of link%n", s.name(), "copy", "-", copy, copy / link);
-      int slots = Math.min(8, Device.cudaMaxSlots(device, shape, 4L << 30));
-      if (slots < s.topK()) {
-        out.printf("%-18s skipped: %d slots fit, %d needed%n", s.name(), slots, s.topK());
-        continue;
-      }
-      try (Device dev = Device.cuda(device, shape, slots)) {
-        ByteBuffer w = randomBf16(shape.matrixBytes(), 1);
-        for (int i = 0; i < slots; i++) {
-          dev.load(i, w, w, w, Device.Stream.COPY);
-        }
-        dev.await();
-        for (int tokens : new int[] {1, 4, 16, 64, 256, 1024}) {
-          float ms = time(dev, s, tokens);
-          double bytes = (double) expert * s.topK();
-          double gbps = bytes / (ms * 1e6);
-          double tflops = 2.0 * 3 * s.d() * (double) s.ff() * tokens * s.topK() / (ms * 1e9);
-          if (tokens <= 16) {
-            rows.add(row(s.name(), "decode_weight_read", tokens, gbps, gbps / d2d, "GB/s"));
-            out.printf("%-18s %-8s %8d %7.0f GB/s %8.2f of D2D (%.3f ms)%n", s.name(), "decode", tokens, gbps,
-                gbps / d2d, ms);
-          } else {
-            rows.add(row(s.name(), "prefill", tokens, tflops, Double.NaN, "TFLOP/s"));
-            out.printf("%-18s %-8s %8d %6.1f TFLOP/s %7s (%.3f ms)%n", s.name(), "prefill", tokens, tflops, "",
-                ms);
-          }
-        }
+      for (ExpertShape shape : List.of(ExpertShape.bf16(s.d(), s.ff()), ExpertShape.int4(s.d(), s.ff(), 64))) {
+        measure(out, s, shape, link, d2d, big, rows);
       }
     }
     report.put("results", rows);
@@ -119,6 +90,53 @@ final class BenchGpuCommand implements Callable<Integer> {
     }
     out.flush();
     return 0;
+  }
+
+  private void measure(
+      PrintWriter out, Shape s, ExpertShape shape, double link, double d2d, long big, List<Map<String, Object>> rows) {
+    String name = s.name() + "/" + shape.format().name().toLowerCase(java.util.Locale.ROOT);
+    {
+      long expert = shape.bytes();
+      double copy = h2d(expert * Math.max(4, (int) Math.ceil((double) big / expert)), expert);
+      rows.add(row(name, "h2d_expert_copy", 0, copy, copy / link, "GB/s"));
+      out.printf("%-23s %-8s %8s %7.1f GB/s %8.2f of link%n", name, "copy", "-", copy, copy / link);
+      int slots = Math.min(8, Device.cudaMaxSlots(device, shape, 4L << 30));
+      if (slots < s.topK()) {
+        out.printf("%-23s skipped: %d slots fit, %d needed%n", name, slots, s.topK());
+        return;
+      }
+      try (Device dev = Device.cuda(device, shape, slots)) {
+        long most = Math.max(shape.rows(0) * shape.rowBytes(0), shape.rows(2) * shape.rowBytes(2));
+        ByteBuffer w =
+            shape.format() == ExpertShape.Format.BF16 ? randomBf16(most, 1) : randomBytes(most, 1);
+        FloatBuffer sc = null;
+        if (shape.format() == ExpertShape.Format.INT4) {
+          long scales = Math.max(shape.rows(0) * shape.scalesPerRow(0), shape.rows(2) * shape.scalesPerRow(2));
+          sc = directFloats(Math.toIntExact(scales));
+          for (int i = 0; i < sc.capacity(); i++) {
+            sc.put(i, 0.01f);
+          }
+        }
+        for (int i = 0; i < slots; i++) {
+          dev.load(i, w, w, w, sc, sc, sc, Device.Stream.COPY);
+        }
+        dev.await();
+        for (int tokens : new int[] {1, 4, 16, 64, 256, 1024}) {
+          float ms = time(dev, s, tokens);
+          double bytes = (double) expert * s.topK();
+          double gbps = bytes / (ms * 1e6);
+          double tflops = 2.0 * 3 * s.d() * (double) s.ff() * tokens * s.topK() / (ms * 1e9);
+          if (tokens <= 16) {
+            rows.add(row(name, "decode_weight_read", tokens, gbps, gbps / d2d, "GB/s"));
+            out.printf("%-23s %-8s %8d %7.0f GB/s %8.2f of D2D (%.3f ms)%n", name, "decode", tokens, gbps,
+                gbps / d2d, ms);
+          } else {
+            rows.add(row(name, "prefill", tokens, tflops, Double.NaN, "TFLOP/s"));
+            out.printf("%-23s %-8s %8d %6.1f TFLOP/s %7s (%.3f ms)%n", name, "prefill", tokens, tflops, "", ms);
+          }
+        }
+      }
+    }
   }
 
   private float time(Device dev, Shape s, int tokens) {
@@ -173,6 +191,16 @@ final class BenchGpuCommand implements Callable<Integer> {
     for (int i = 0; i + 1 < bytes; i += 2) {
       float f = (float) r.nextDouble(-0.05, 0.05);
       b.putShort(i, (short) (Float.floatToRawIntBits(f) >>> 16));
+    }
+    return b;
+  }
+
+  /** Random bytes (int4 nibbles of every value). */
+  static ByteBuffer randomBytes(long bytes, long seed) {
+    ByteBuffer b = ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(ByteOrder.nativeOrder());
+    SplittableRandom r = new SplittableRandom(seed);
+    for (int i = 0; i < bytes; i++) {
+      b.put(i, (byte) r.nextInt(256));
     }
     return b;
   }

@@ -120,16 +120,42 @@ public final class Device implements AutoCloseable {
   }
 
   /**
-   * Queues a load of one expert into {@code slot}: each buffer holds one matrix in the shape's
-   * format from its position ({@link ExpertShape#matrixBytes()} bytes each).
+   * Queues a load of one bf16 expert into {@code slot}: each buffer holds one projection's rows
+   * from its position.
    */
   public void load(int slot, ByteBuffer gate, ByteBuffer up, ByteBuffer down, Stream stream) {
-    long m = shape.matrixBytes();
-    Native.requireDirect("gate", gate, m);
-    Native.requireDirect("up", up, m);
-    Native.requireDirect("down", down, m);
+    load(slot, gate, up, down, null, null, null, stream);
+  }
+
+  /**
+   * Queues a load of one expert into {@code slot}: rows of each projection ({@link
+   * ExpertShape#rowBytes} x {@link ExpertShape#rows}) and, for int4, its scales ([rows,
+   * scalesPerRow] f32; null for bf16).
+   */
+  public void load(
+      int slot,
+      ByteBuffer gate,
+      ByteBuffer up,
+      ByteBuffer down,
+      FloatBuffer gateScales,
+      FloatBuffer upScales,
+      FloatBuffer downScales,
+      Stream stream) {
+    ByteBuffer[] w = {gate, up, down};
+    FloatBuffer[] s = {gateScales, upScales, downScales};
+    String[] names = {"gate", "up", "down"};
+    for (int p = 0; p < 3; p++) {
+      Native.requireDirect(names[p], w[p], shape.rows(p) * shape.rowBytes(p));
+      if (shape.format() == ExpertShape.Format.INT4) {
+        Native.requireDirect(names[p] + "Scales", s[p], shape.rows(p) * shape.scalesPerRow(p));
+      } else if (s[p] != null) {
+        throw new IllegalArgumentException("bf16 experts have no scales; pass null for " + names[p] + "Scales");
+      }
+    }
     Native.check(
-        "hmoe_device_load", HmoeNative.hmoe_device_load(handle(), slot, gate, up, down, stream.code));
+        "hmoe_device_load",
+        HmoeNative.hmoe_device_load(
+            handle(), slot, gate, up, down, gateScales, upScales, downScales, stream.code));
   }
 
   /** The slot's state now. */

@@ -139,7 +139,7 @@ public final class HmoeNative {
   public static native int hmoe_convert_bf16_to_f32(
       @Cast("const uint16_t*") ShortBuffer src, @Cast("float*") FloatBuffer dst, @Cast("int64_t") long n);
 
-  // ---- device.h; an hmoe_expert_shape_t is passed as int[3] {format, d_model, d_ff} ----------
+  // ---- device.h; an hmoe_expert_shape_t is passed as int[4] {format, d_model, d_ff, group} -----
 
   public static native int hmoe_expert_bytes(
       @Cast("const hmoe_expert_shape_t*") int[] shape, @Cast("int64_t*") long[] out);
@@ -176,6 +176,9 @@ public final class HmoeNative {
       @Cast("const void*") java.nio.ByteBuffer gate,
       @Cast("const void*") java.nio.ByteBuffer up,
       @Cast("const void*") java.nio.ByteBuffer down,
+      @Cast("const float*") FloatBuffer gateScales,
+      @Cast("const float*") FloatBuffer upScales,
+      @Cast("const float*") FloatBuffer downScales,
       int stream);
 
   public static native int hmoe_device_slot_state(

@@ -144,8 +144,22 @@ class DeviceTest {
 
   @Test
   void expertBytesFollowTheFormat() {
+    // bf16: three projections of 2048 x 1408 values, each part 256-byte aligned.
     assertEquals(3L * 2048 * 1408 * 2, ExpertShape.bf16(2048, 1408).bytes());
+    ExpertShape q = ExpertShape.int4(100, 70, 32); // inputs padded to 128 and 96
+    assertEquals(64, q.rowBytes(0));
+    assertEquals(48, q.rowBytes(2));
+    assertEquals(4, q.scalesPerRow(0));
+    assertEquals(3, q.scalesPerRow(2));
+    long weights = up256(70 * 64) * 2 + up256(100 * 48);
+    long scales = up256(70 * 4 * 4) * 2 + up256(100 * 3 * 4);
+    assertEquals(weights + scales, q.bytes());
     assertThrows(IllegalArgumentException.class, () -> ExpertShape.bf16(0, 8));
+    assertThrows(IllegalArgumentException.class, () -> ExpertShape.int4(64, 64, 48));
+  }
+
+  static long up256(long b) {
+    return (b + 255) / 256 * 256;
   }
 
   @Test
