@@ -8,3 +8,14 @@ set_tests_properties(cpu-smoke cpu-smoke-no-avx512 cpu-smoke-scalar PROPERTIES L
 
 add_test(NAME cuda-smoke COMMAND test-cuda-smoke)
 set_tests_properties(cuda-smoke PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
+
+# The CPU MoE operator: every variant the CPU has (cpu-moe), then each forced through HMOE_KERNEL
+# (a variant the CPU lacks reports Skipped): on an AVX-512 machine cpu-moe-avx512 must pass.
+add_test(NAME cpu-moe COMMAND test-cpu-moe)
+add_test(NAME cpu-moe-scalar COMMAND test-cpu-moe)
+set_tests_properties(cpu-moe-scalar PROPERTIES ENVIRONMENT "HMOE_KERNEL=scalar")
+add_test(NAME cpu-moe-avx2 COMMAND test-cpu-moe)
+set_tests_properties(cpu-moe-avx2 PROPERTIES ENVIRONMENT "HMOE_KERNEL=avx2")
+add_test(NAME cpu-moe-avx512 COMMAND test-cpu-moe)
+set_tests_properties(cpu-moe-avx512 PROPERTIES ENVIRONMENT "HMOE_KERNEL=avx512")
+set_tests_properties(cpu-moe cpu-moe-scalar cpu-moe-avx2 cpu-moe-avx512 PROPERTIES LABELS cpu SKIP_RETURN_CODE 77)

@@ -145,4 +145,7 @@ HMOE_API int hmoe_convert_bf16_to_f32(const uint16_t* src, float* dst, int64_t n
 }
 #endif
 
+/* The CPU MoE operator: expert layers, hmoe_cpu_moe_run. */
+#include "hybrimoe/cpu_moe.h"
+
 #endif /* HYBRIMOE_HMOE_H */
