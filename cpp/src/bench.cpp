@@ -5,8 +5,6 @@
 // engine's pool is idle (the engine's run lock is held), and OpenMP gets exactly the engine's
 // thread count through omp_set_num_threads, looked up in the already loaded libgomp (dlopen with
 // RTLD_NOLOAD), so that the two pools never run at once and never exceed the engine's size.
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -18,6 +16,7 @@
 #include "cpu/moe_kernels.hpp"
 #include "internal/cpu.hpp"
 #include "internal/engine.hpp"
+#include "internal/onednn_ffn.hpp"
 #include "internal/status.hpp"
 
 namespace {
@@ -42,15 +41,6 @@ uint64_t read_sum(const uint8_t* p, int64_t n) {
     s += w;
   }
   return s;
-}
-
-// Sets OpenMP's thread count if libgomp is loaded (it is, as oneDNN's dependency).
-void set_omp_threads(int n) {
-  void* h = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD);
-  if (h == nullptr) return;
-  using Fn = void (*)(int);
-  if (auto fn = reinterpret_cast<Fn>(dlsym(h, "omp_set_num_threads"))) fn(n);
-  dlclose(h);
 }
 
 }  // namespace
@@ -94,7 +84,7 @@ int hmoe_onednn_ffn_time(hmoe_engine_t* engine, int32_t dtype, int64_t m, int64_
     if (m < 1 || d < 1 || ff < 1) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "m, d and ff must be >= 1");
     if (experts < 1 || iters < 1) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "experts and iters must be >= 1");
     std::lock_guard<std::mutex> lock(engine->run_mu);
-    set_omp_threads(engine->threads);
+    hmoe::set_omp_threads(engine->threads);
     using namespace dnnl;
     using dt = memory::data_type;
     using tag = memory::format_tag;

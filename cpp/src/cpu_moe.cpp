@@ -10,6 +10,9 @@
 //   4. pack H  for the down projection's path                                      [R, ld_ff]
 //   5. down    one task per (expert, d chunk, token chunk)                          Y [R, d] f32
 //   6. combine per token: out[t] += w[t, j] * Y[row(t, j)] over its selected slots
+// Experts with at least the engine's oneDNN threshold of tokens (f32/bf16 weights) run phases 3
+// and 5 through oneDNN's matmul instead, on the caller's thread with OpenMP sized to the pool
+// while the pool is idle (so the two never oversubscribe the cores).
 // One token and one expert gives ff / chunk tasks in phase 3 and d / chunk in phase 5: the
 // intermediate dimension is split across threads and every weight byte is read once.
 #include <algorithm>
@@ -23,6 +26,7 @@
 #include "internal/bf16.hpp"
 #include "internal/cpu.hpp"
 #include "internal/engine.hpp"
+#include "internal/onednn_ffn.hpp"
 #include "internal/status.hpp"
 
 namespace {
@@ -285,31 +289,79 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
     }
   });
 
+  // Experts with many tokens go to oneDNN (f32/bf16 weights) when the engine says so; the scalar
+  // variant never does (it is the reference).
+  const bool dense_fmt = L->format == HMOE_FORMAT_F32 || L->format == HMOE_FORMAT_BF16;
+  const int min_dnnl = engine->onednn_min_tokens;
+  std::vector<int64_t> cnt_ours(cnt), dnnl_experts;
+  if (dense_fmt && min_dnnl > 0 && path != Path::kScalar)
+    for (int64_t e = 0; e < E; ++e)
+      if (cnt[size_t(e)] >= min_dnnl) dnnl_experts.push_back(e), cnt_ours[size_t(e)] = 0;
+  const int dnnl_dtype = L->format == HMOE_FORMAT_F32 ? HMOE_DTYPE_F32 : HMOE_DTYPE_BF16;
+
   // 3. gate/up -> H
   Acts ah;
   alloc_acts(path, ah, R, ff);
-  const std::vector<Task> up_tasks = make_tasks(cnt, off, ff, pool.size());
   const hmoe::cpu::ActView axv = ax.view();
-  pool.parallel_for(int64_t(up_tasks.size()), [&](int64_t i) {
-    const Task& tk = up_tasks[size_t(i)];
-    const int64_t nr = tk.r1 - tk.r0, nt = tk.t1 - tk.t0;
-    thread_local std::vector<float> g, u;
-    g.resize(size_t(nr * nt));
-    u.resize(size_t(nr * nt));
-    hmoe::cpu::ActView xv = axv;
-    xv.f32 += tk.t0 * ax.ld;
-    if (xv.bf16) xv.bf16 += tk.t0 * ax.ld;
-    if (xv.qu) xv.qu += tk.t0 * ax.ld, xv.qscale += tk.t0;
-    matmul(path, L->mat(tk.e, HMOE_PROJ_GATE), tk.r0, tk.r1, xv, int(nt), g.data(), nr);
-    matmul(path, L->mat(tk.e, HMOE_PROJ_UP), tk.r0, tk.r1, xv, int(nt), u.data(), nr);
-    for (int64_t t = 0; t < nt; ++t) {
-      float* h = ah.f32.data() + (tk.t0 + t) * ah.ld + tk.r0;
-      for (int64_t j = 0; j < nr; ++j) {
-        const float gv = g[size_t(t * nr + j)];
-        h[j] = gv / (1.0f + std::exp(-gv)) * u[size_t(t * nr + j)];
+  auto up_phase = [&](const std::vector<int64_t>& counts) {
+    const std::vector<Task> tasks = make_tasks(counts, off, ff, pool.size());
+    pool.parallel_for(int64_t(tasks.size()), [&](int64_t i) {
+      const Task& tk = tasks[size_t(i)];
+      const int64_t nr = tk.r1 - tk.r0, nt = tk.t1 - tk.t0;
+      thread_local std::vector<float> g, u;
+      g.resize(size_t(nr * nt));
+      u.resize(size_t(nr * nt));
+      hmoe::cpu::ActView xv = axv;
+      xv.f32 += tk.t0 * ax.ld;
+      if (xv.bf16) xv.bf16 += tk.t0 * ax.ld;
+      if (xv.qu) xv.qu += tk.t0 * ax.ld, xv.qscale += tk.t0;
+      matmul(path, L->mat(tk.e, HMOE_PROJ_GATE), tk.r0, tk.r1, xv, int(nt), g.data(), nr);
+      matmul(path, L->mat(tk.e, HMOE_PROJ_UP), tk.r0, tk.r1, xv, int(nt), u.data(), nr);
+      for (int64_t t = 0; t < nt; ++t) {
+        float* h = ah.f32.data() + (tk.t0 + t) * ah.ld + tk.r0;
+        for (int64_t j = 0; j < nr; ++j) {
+          const float gv = g[size_t(t * nr + j)];
+          h[j] = gv / (1.0f + std::exp(-gv)) * u[size_t(t * nr + j)];
+        }
+      }
+    });
+  };
+  up_phase(cnt_ours);
+  // oneDNN from this thread while the pool is idle, on an OpenMP team of the pool's size.
+  // src: the packed f32 rows, or a bf16 copy of them for bf16 weights.
+  auto dnnl_src = [&](const Acts& a, int64_t e, int64_t K, std::vector<uint16_t>& tmp) -> const void* {
+    const int64_t r0 = off[size_t(e)], m = cnt[size_t(e)];
+    if (dnnl_dtype == HMOE_DTYPE_F32) return a.f32.data() + r0 * a.ld;
+    if (!a.bf16.empty()) return a.bf16.data() + r0 * a.ld;
+    tmp.resize(size_t(m * a.ld));
+    for (int64_t i = 0; i < m * a.ld; ++i) tmp[size_t(i)] = hmoe::f32_to_bf16(a.f32[size_t(r0 * a.ld + i)]);
+    return tmp.data();
+  };
+  std::vector<int64_t> dnnl_done;
+  if (!dnnl_experts.empty()) hmoe::set_omp_threads(pool.size());
+  for (int64_t e : dnnl_experts) {
+    const int64_t m = cnt[size_t(e)], r0 = off[size_t(e)];
+    std::vector<uint16_t> tmp;
+    std::vector<float> g(size_t(m * ff)), u(size_t(m * ff));
+    const void* src = dnnl_src(ax, e, d, tmp);
+    const hmoe::cpu::MatView G = L->mat(e, HMOE_PROJ_GATE), U = L->mat(e, HMOE_PROJ_UP);
+    if (!hmoe::onednn_matmul(dnnl_dtype, m, d, ff, src, ax.ld, G.w, g.data(), ff) ||
+        !hmoe::onednn_matmul(dnnl_dtype, m, d, ff, src, ax.ld, U.w, u.data(), ff)) {
+      std::vector<int64_t> only(size_t(E), 0);  // oneDNN lacks this dtype here: our kernels
+      only[size_t(e)] = m;
+      up_phase(only);
+      cnt_ours[size_t(e)] = m;
+      continue;
+    }
+    for (int64_t t = 0; t < m; ++t) {
+      float* h = ah.f32.data() + (r0 + t) * ah.ld;
+      for (int64_t j = 0; j < ff; ++j) {
+        const float gv = g[size_t(t * ff + j)];
+        h[j] = gv / (1.0f + std::exp(-gv)) * u[size_t(t * ff + j)];
       }
     }
-  });
+    dnnl_done.push_back(e);
+  }
 
   // 4. H in the down path's form
   if (path == Path::kAvx512Bf16 || path == Path::kAvx512Vnni)
@@ -319,7 +371,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
 
   // 5. down -> Y [R, d]
   std::vector<float> Y(size_t(R * d));
-  const std::vector<Task> down_tasks = make_tasks(cnt, off, d, pool.size());
+  const std::vector<Task> down_tasks = make_tasks(cnt_ours, off, d, pool.size());
   const hmoe::cpu::ActView ahv = ah.view();
   pool.parallel_for(int64_t(down_tasks.size()), [&](int64_t i) {
     const Task& tk = down_tasks[size_t(i)];
@@ -330,6 +382,13 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
     matmul(path, L->mat(tk.e, HMOE_PROJ_DOWN), tk.r0, tk.r1, hv, int(tk.t1 - tk.t0),
            Y.data() + tk.t0 * d + tk.r0, d);
   });
+  for (int64_t e : dnnl_done) {
+    std::vector<uint16_t> tmp;
+    const void* src = dnnl_src(ah, e, ff, tmp);
+    if (!hmoe::onednn_matmul(dnnl_dtype, cnt[size_t(e)], ff, d, src, ah.ld, L->mat(e, HMOE_PROJ_DOWN).w,
+                             Y.data() + off[size_t(e)] * d, d))
+      hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN ran gate/up of expert %lld but not down", (long long)e);
+  }
 
   // 6. combine, in slot order per token (deterministic)
   pool.parallel_for((n + blk - 1) / blk, [&](int64_t b) {
@@ -492,6 +551,15 @@ int hmoe_expert_layer_info(const hmoe_expert_layer_t* layer, int32_t* format, in
     if (d_model) *d_model = layer->d;
     if (d_ff) *d_ff = layer->ff;
     if (group_size) *group_size = layer->group;
+  });
+}
+
+int hmoe_engine_set_onednn_min_tokens(hmoe_engine_t* engine, int32_t min_tokens) {
+  return hmoe::guarded("hmoe_engine_set_onednn_min_tokens", [&] {
+    HMOE_REQUIRE_PTR(engine);
+    HMOE_REQUIRE_NONNEG(min_tokens);
+    std::lock_guard<std::mutex> lock(engine->run_mu);
+    engine->onednn_min_tokens = min_tokens;
   });
 }
 

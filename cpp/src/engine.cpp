@@ -3,6 +3,7 @@
 #include "internal/engine.hpp"
 #include "internal/status.hpp"
 
+#include <cstdlib>
 #include <system_error>
 
 extern "C" {
@@ -17,6 +18,11 @@ int hmoe_engine_create(int32_t threads, hmoe_engine_t** out) {
       hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "threads must be <= %d, got %d", kMaxThreads, threads);
     auto* e = new hmoe_engine();
     e->threads = threads == 0 ? hmoe::physical_cores() : threads;
+    if (const char* env = std::getenv("HMOE_ONEDNN_MIN_TOKENS")) {
+      char* end = nullptr;
+      const long v = std::strtol(env, &end, 10);
+      if (end != env && *end == '\0' && v >= 0 && v <= (1 << 30)) e->onednn_min_tokens = int(v);
+    }
     try {
       e->pool = std::make_unique<hmoe::ThreadPool>(e->threads);
     } catch (const std::system_error& err) {

@@ -91,7 +91,8 @@ void reference(hmoe_expert_layer_t* layer, const Case& c, const std::vector<doub
     }
 }
 
-void run_case(hmoe_engine_t* engine, int variant, const Case& c) {
+// tol_override > 0 replaces the per-format tolerance.
+void run_case(hmoe_engine_t* engine, int variant, const Case& c, double tol_override = 0) {
   hmoe_expert_layer_t* layer = nullptr;
   CHECK_OK(hmoe_expert_layer_create(c.fmt, c.E, c.d, c.ff, c.group, &layer));
   if (layer == nullptr) return;
@@ -155,7 +156,8 @@ void run_case(hmoe_engine_t* engine, int variant, const Case& c) {
     maxref = std::max(maxref, std::fabs(ref[i]));
     maxerr = std::max(maxerr, std::fabs(double(out[i]) - ref[i]));
   }
-  const double rel = maxerr / std::max(maxref, 1e-30), tol = tolerance(variant, c.fmt);
+  const double rel = maxerr / std::max(maxref, 1e-30);
+  const double tol = tol_override > 0 ? tol_override : tolerance(variant, c.fmt);
   const bool ok = rel <= tol && std::isfinite(rel);
   std::printf("  %-4s g=%-3d E=%lld d=%lld ff=%lld n=%lld k=%d%s%s%s%s: rel err %.2e (tol %.1e)%s\n",
               fmt_name(c.fmt), c.group, (long long)c.E, (long long)c.d, (long long)c.ff, (long long)c.n, c.k,
@@ -182,6 +184,17 @@ void test_variant(hmoe_engine_t* engine, int variant) {
   // One larger batch: tokens per expert in the hundreds, several token chunks per expert.
   run_case(engine, variant, {HMOE_FORMAT_BF16, 0, 4, 96, 80, 1024, 1, false, false, true, false});
   run_case(engine, variant, {HMOE_FORMAT_INT4, 32, 4, 96, 80, 1024, 1, true, false, false, false});
+}
+
+// The oneDNN path (threshold 1: every expert with tokens), f32 and bf16 weights. bf16 goes to
+// oneDNN where it implements bf16 (activations rounded to bf16), else back to our kernels.
+void test_onednn_path(hmoe_engine_t* engine, int variant) {
+  std::printf("oneDNN path (min tokens 1), variant %d\n", variant);
+  CHECK_OK(hmoe_engine_set_onednn_min_tokens(engine, 1));
+  run_case(engine, variant, {HMOE_FORMAT_F32, 0, 6, 67, 45, 40, 2, false, false, true, false}, 1e-4);
+  run_case(engine, variant, {HMOE_FORMAT_BF16, 0, 6, 67, 45, 40, 2, true, true, true, false}, 1.5e-2);
+  run_case(engine, variant, {HMOE_FORMAT_INT8, 0, 6, 67, 45, 40, 2, false, false, false, false}, 0);
+  CHECK_OK(hmoe_engine_set_onednn_min_tokens(engine, 0));
 }
 
 void test_quantization_bounds() {
@@ -249,6 +262,7 @@ void test_errors(hmoe_engine_t* engine) {
         HMOE_ERR_INVALID_ARGUMENT);
   CHECK(hmoe_cpu_moe_run(engine, layer, nullptr, HMOE_DTYPE_F32, 1, 1, &id0, wt.data(), nullptr, out.data()) ==
         HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_engine_set_onednn_min_tokens(engine, -1) == HMOE_ERR_INVALID_ARGUMENT);
   CHECK(hmoe_expert_layer_set_expert(layer, 2, wg.data(), wg.data(), wg.data(), nullptr, nullptr, nullptr) ==
         HMOE_ERR_INVALID_ARGUMENT);
   CHECK_OK(hmoe_cpu_moe_run(engine, layer, x.data(), HMOE_DTYPE_F32, 0, 1, nullptr, nullptr, nullptr, nullptr));
@@ -263,6 +277,7 @@ int main() {
   CHECK_OK(hmoe_cpu_features(&f));
   hmoe_engine_t* engine = nullptr;
   CHECK_OK(hmoe_engine_create(0, &engine));
+  CHECK_OK(hmoe_engine_set_onednn_min_tokens(engine, 0));  // our kernels; oneDNN tested apart
   int32_t current = 0;
   CHECK_OK(hmoe_kernel_variant(&current));
   const char* env = std::getenv("HMOE_KERNEL");
@@ -273,6 +288,7 @@ int main() {
       SKIP("forced kernel variant not supported by this CPU");
     }
     test_variant(engine, current);
+    if (current != HMOE_KERNEL_SCALAR) test_onednn_path(engine, current);
   } else {
     for (int v = HMOE_KERNEL_SCALAR; v <= HMOE_KERNEL_AVX512; ++v) {
       if (hmoe_kernel_variant_force(v) != HMOE_OK) {
@@ -280,6 +296,7 @@ int main() {
         continue;
       }
       test_variant(engine, v);
+      if (v != HMOE_KERNEL_SCALAR) test_onednn_path(engine, v);
     }
     hmoe_kernel_variant_force(-1);
   }

@@ -111,6 +111,12 @@ HMOE_API int hmoe_cpu_moe_run(hmoe_engine_t* engine, const hmoe_expert_layer_t* 
                               const int32_t* ids, const float* weights, const uint8_t* expert_mask,
                               float* out);
 
+/* Experts with at least min_tokens tokens in one hmoe_cpu_moe_run call are computed by oneDNN's
+ * matmul (f32 and bf16 weights only, where oneDNN implements the dtype on this CPU; otherwise
+ * the engine's kernels), reading the weights in place. 0 = never. Default: the environment
+ * variable HMOE_ONEDNN_MIN_TOKENS at engine creation, else 128. Waits for a running call. */
+HMOE_API int hmoe_engine_set_onednn_min_tokens(hmoe_engine_t* engine, int32_t min_tokens);
+
 /* ---- measurement helpers for bench-cpu (not used on inference paths) ------------------------ */
 
 /* Read bandwidth of this machine: the engine's threads sum a buffer of `bytes` (allocated and

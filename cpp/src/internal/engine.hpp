@@ -11,4 +11,7 @@ struct hmoe_engine {
   int threads;  // participants of the pool (workers + the calling thread), >= 1
   std::unique_ptr<hmoe::ThreadPool> pool;
   std::mutex run_mu;
+  // Experts with at least this many tokens in one call go to oneDNN's matmul (f32 and bf16
+  // weights, where oneDNN implements them); 0 = never. Default: HMOE_ONEDNN_MIN_TOKENS or 128.
+  int onednn_min_tokens = 128;
 };

@@ -39,6 +39,17 @@ public final class CpuMoe implements AutoCloseable {
     return engine;
   }
 
+  /**
+   * Experts with at least {@code minTokens} tokens in one call run on oneDNN's matmul (f32 and
+   * bf16 weights, where oneDNN implements them on this CPU); 0 = never. The default is the
+   * environment variable HMOE_ONEDNN_MIN_TOKENS, else 128.
+   */
+  public void setOnednnMinTokens(int minTokens) {
+    Native.check(
+        "hmoe_engine_set_onednn_min_tokens",
+        HmoeNative.hmoe_engine_set_onednn_min_tokens(engine.handle(), minTokens));
+  }
+
   /** Activation element type of x. */
   public enum InputType {
     F32,

@@ -178,6 +178,8 @@ public final class HmoeNative {
       @Cast("const float*") FloatBuffer weights, @Cast("const uint8_t*") ByteBuffer expertMask,
       @Cast("float*") FloatBuffer out);
 
+  public static native int hmoe_engine_set_onednn_min_tokens(hmoe_engine_t engine, int minTokens);
+
   public static native int hmoe_cpu_bandwidth_probe(
       hmoe_engine_t engine, @Cast("int64_t") long bytes, int iters, double[] gbps);
 

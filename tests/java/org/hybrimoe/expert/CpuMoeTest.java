@@ -33,6 +33,7 @@ class CpuMoeTest {
   @BeforeAll
   static void start() {
     moe = CpuMoe.create(0);
+    moe.setOnednnMinTokens(0); // the engine's kernels; the oneDNN path has its own test
   }
 
   @AfterAll
@@ -232,6 +233,20 @@ class CpuMoeTest {
     }
     System.out.println("CpuMoeTest: variants run " + ran);
     assertTrue(ran.contains("scalar"));
+  }
+
+  @Test
+  void onednnPathForExpertsWithManyTokensMatchesTheReference() {
+    Random r = new Random(5);
+    moe.setOnednnMinTokens(1);
+    try (ExpertLayer f32 = layer(ExpertFormat.F32, 0, 6, 67, 45, r, false);
+        ExpertLayer bf16 = layer(ExpertFormat.BF16, 0, 6, 67, 45, r, false)) {
+      assertTrue(runCase(f32, 40, 2, false, false, r) <= 1e-4);
+      // bf16: oneDNN rounds activations to bf16 where it implements bf16; else our kernels run.
+      assertTrue(runCase(bf16, 40, 2, false, true, r) <= 1.5e-2);
+    } finally {
+      moe.setOnednnMinTokens(0);
+    }
   }
 
   @Test
