@@ -7,9 +7,11 @@
 // Tolerances, as max |out - ref| / max |ref| over the call:
 //   f32 weights                          1e-5 on every path
 //   bf16 weights, f32 activations        1e-5 (scalar, AVX2, AVX-512 without AVX512_BF16)
-//   bf16 weights, VDPBF16PS              1.5e-2 (activations and H rounded to bf16)
+//   bf16 weights, VDPBF16PS              1.5e-2 (activations and H rounded to bf16; emulated: 3.4e-3)
 //   int8/int4, f32 activations           1e-5 (scalar, AVX2: weights dequantized to f32)
-//   int8/int4, VNNI                      3e-2 (activations and H quantized per token to int8)
+//   int8/int4, VNNI                      6e-2 (activations and H quantized per token to int8;
+//                                        emulating that rounding in the scalar path gives up to
+//                                        2.9e-2 on these inputs, so 3e-2 would be too tight)
 // Quantization itself is checked separately: |w - deq(q(w))| <= scale / 2 (+ rounding slack).
 #include <algorithm>
 #include <cmath>
@@ -45,7 +47,7 @@ double tolerance(int variant, int fmt) {
   hmoe_cpu_features(&f);
   if (variant == HMOE_KERNEL_AVX512) {
     if (fmt == HMOE_FORMAT_BF16 && (f & HMOE_CPU_AVX512_BF16)) return 1.5e-2;
-    if ((fmt == HMOE_FORMAT_INT8 || fmt == HMOE_FORMAT_INT4) && (f & HMOE_CPU_AVX512_VNNI)) return 3e-2;
+    if ((fmt == HMOE_FORMAT_INT8 || fmt == HMOE_FORMAT_INT4) && (f & HMOE_CPU_AVX512_VNNI)) return 6e-2;
   }
   return 1e-5;
 }

@@ -28,7 +28,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * absent. The shared folder: system property hybrimoe.shared, else env HYBRIMOE_SHARED.
  *
  * <p>Tolerance (max |out - hf_ref| / max |hf_ref|): 1e-4 for f32 weights (f32 arithmetic against
- * HF's float64), 3e-2 for bf16 weights (weight rounding included), 6e-2 for int8 (quantized).
+ * HF's float64), 3e-2 for bf16 weights (weight rounding included), 0.1 for int8 (weights
+ * quantized, and on VNNI activations too: emulating the activation rounding alone gives 2.2e-2).
  */
 class CpuMoeFixtureTest {
   private static CpuMoe moe;
@@ -116,7 +117,7 @@ class CpuMoeFixtureTest {
           ExpertLayer bf16 = ExpertLayer.quantize(moe.engine(), ExpertFormat.BF16, 0, weights);
           ExpertLayer int8 = ExpertLayer.quantize(moe.engine(), ExpertFormat.INT8, 0, weights)) {
         ExpertLayer[] layers = {f32, bf16, int8};
-        double[] tol = {1e-4, 3e-2, 6e-2};
+        double[] tol = {1e-4, 3e-2, 0.1};
         for (int li = 0; li < layers.length; li++) {
           FloatBuffer out = direct(4L * nTokens * d).asFloatBuffer();
           moe.run(layers[li], floats(x), nTokens, k, direct(4L * ids.length).asIntBuffer().put(ids).flip(),
