@@ -1,7 +1,8 @@
 // AVX2+FMA expert kernels (compiled with -mavx2 -mfma -mf16c). Every format is widened to f32 in
 // registers and multiplied with FMA against f32 activations: bf16 by a 16-bit shift, int8 by
 // sign extension (times the row scale at the end), int4 by nibble unpacking minus 8, accumulated
-// per group and scaled at the group's end. Up to 4 tokens share each weight load.
+// per group and scaled at the group's end. Up to 4 tokens share each weight load; for the dense
+// formats two rows share each activation load.
 // Helpers live in an anonymous namespace so that nothing compiled with these flags is shared.
 #include <immintrin.h>
 
@@ -76,6 +77,33 @@ void dot_dense(const uint8_t* row, int64_t K, const float* x, int64_t ld, float*
   }
 }
 
+// Two rows against NT tokens: each activation load feeds both rows (halves the activation
+// traffic per FMA, which bounds the many-token case; 2 x NT independent accumulators).
+template <int FMT, int NT>
+void dot_dense2(const uint8_t* row0, const uint8_t* row1, int64_t K, const float* x, int64_t ld,
+                float* out0, float* out1) {
+  __m256 a[NT], b[NT];
+  for (int t = 0; t < NT; ++t) a[t] = b[t] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256 w0 = load8<FMT>(row0, k), w1 = load8<FMT>(row1, k);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xv = _mm256_loadu_ps(x + t * ld + k);
+      a[t] = _mm256_fmadd_ps(w0, xv, a[t]);
+      b[t] = _mm256_fmadd_ps(w1, xv, b[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    float s0 = hsum8(a[t]), s1 = hsum8(b[t]);
+    for (int64_t kk = k; kk < K; ++kk) {
+      s0 += load1<FMT>(row0, kk) * x[t * ld + kk];
+      s1 += load1<FMT>(row1, kk) * x[t * ld + kk];
+    }
+    out0[t] = s0;
+    out1[t] = s1;
+  }
+}
+
 // int4 row (Kp = scales_per_row * group values, 32-value blocks of 16 bytes) against NT tokens.
 template <int NT>
 void dot_int4(const uint8_t* row, const float* scales, int64_t groups, int group, const float* x,
@@ -115,8 +143,29 @@ template <int FMT>
 void rows_dense(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
                 int64_t ldy) {
   const auto* w = static_cast<const uint8_t*>(m.w);
-  float o[4];
-  for (int64_t r = r0; r < r1; ++r) {
+  float o[4], p[4];
+  int64_t r = r0;
+  for (; r + 2 <= r1; r += 2) {  // row pairs
+    const uint8_t* row0 = w + r * m.row_bytes;
+    const uint8_t* row1 = row0 + m.row_bytes;
+    const float s0 = FMT == HMOE_FORMAT_INT8 ? m.scales[r] : 1.0f;
+    const float s1 = FMT == HMOE_FORMAT_INT8 ? m.scales[r + 1] : 1.0f;
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      const float* xt = x.f32 + t0 * x.ld;
+      const int nt = n - t0 < 4 ? n - t0 : 4;
+      switch (nt) {
+        case 4: dot_dense2<FMT, 4>(row0, row1, m.K, xt, x.ld, o, p); break;
+        case 3: dot_dense2<FMT, 3>(row0, row1, m.K, xt, x.ld, o, p); break;
+        case 2: dot_dense2<FMT, 2>(row0, row1, m.K, xt, x.ld, o, p); break;
+        default: dot_dense2<FMT, 1>(row0, row1, m.K, xt, x.ld, o, p); break;
+      }
+      for (int t = 0; t < nt; ++t) {
+        y[(t0 + t) * ldy + (r - r0)] = o[t] * s0;
+        y[(t0 + t) * ldy + (r + 1 - r0)] = p[t] * s1;
+      }
+    }
+  }
+  for (; r < r1; ++r) {  // the odd row
     const uint8_t* row = w + r * m.row_bytes;
     const float s = FMT == HMOE_FORMAT_INT8 ? m.scales[r] : 1.0f;
     for (int t0 = 0; t0 < n; t0 += 4) {
