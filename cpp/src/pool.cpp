@@ -1,6 +1,16 @@
 // The engine's work-stealing pool; see internal/pool.hpp.
 #include "internal/pool.hpp"
 
+#include <chrono>
+
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 namespace hmoe {
 
 ThreadPool::ThreadPool(int threads) : slots_(static_cast<size_t>(threads < 1 ? 1 : threads)) {
@@ -41,11 +51,19 @@ void ThreadPool::participate(int id) {
 void ThreadPool::worker_main(int id) {
   uint64_t seen = 0;
   for (;;) {
+    // Spin a little for the next call (see the header), then sleep.
+    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    bool got = false;
+    for (int i = 0; !got; ++i) {
+      got = generation_.load(std::memory_order_acquire) != seen;
+      if (!got && (i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) break;
+      cpu_relax();
+    }
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
     }
     participate(id);
     {
@@ -73,7 +91,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
     fn_ = &fn;
     error_ = nullptr;
     running_ = p - 1;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   participate(0);
