@@ -130,7 +130,8 @@ void quantize_rows(const float* src, int64_t in, int64_t r0, int64_t r1, int32_t
 
 // ---- the operator ----------------------------------------------------------------------------
 
-enum class Path { kScalar, kAvx2, kAvx512, kAvx512Bf16, kAvx512Vnni };
+// kAvx2Q: AVX2 int4 with per-token int8 activations (VPMADDUBSW); other AVX2 formats widen to f32.
+enum class Path { kScalar, kAvx2, kAvx2Q, kAvx512, kAvx512Bf16, kAvx512Vnni };
 
 Path choose_path(int32_t format) {
   const int v = hmoe::kernel_variant();
@@ -141,14 +142,15 @@ Path choose_path(int32_t format) {
     if (format == HMOE_FORMAT_INT8 || format == HMOE_FORMAT_INT4) {
       if (f & HMOE_CPU_AVX512_VNNI) return Path::kAvx512Vnni;
 #ifdef HMOE_HAVE_AVX2
-      return Path::kAvx2;  // AVX-512 without VNNI: the AVX2 dequantizing kernels
+      return format == HMOE_FORMAT_INT4 ? Path::kAvx2Q : Path::kAvx2;  // AVX-512 without VNNI
 #endif
     }
     return Path::kAvx512;
   }
 #endif
 #ifdef HMOE_HAVE_AVX2
-  if (v >= HMOE_KERNEL_AVX2 && (f & HMOE_CPU_AVX2)) return Path::kAvx2;
+  if (v >= HMOE_KERNEL_AVX2 && (f & HMOE_CPU_AVX2))
+    return format == HMOE_FORMAT_INT4 ? Path::kAvx2Q : Path::kAvx2;
 #endif
   (void)f;
   (void)v;
@@ -165,6 +167,7 @@ void matmul(Path p, const hmoe::cpu::MatView& m, int64_t r0, int64_t r1, const h
 #endif
 #ifdef HMOE_HAVE_AVX2
     case Path::kAvx2: hmoe::cpu::matmul_avx2(m, r0, r1, x, n, y, ldy); return;
+    case Path::kAvx2Q: hmoe::cpu::matmul_avx2_q(m, r0, r1, x, n, y, ldy); return;
 #endif
     default: hmoe::cpu::matmul_scalar(m, r0, r1, x, n, y, ldy); return;
   }
@@ -194,7 +197,7 @@ void derive_row(Path p, Acts& a, int64_t r, int64_t K) {
 #else
     for (int64_t k = 0; k < a.ld; ++k) o[k] = hmoe::f32_to_bf16(x[k]);
 #endif
-  } else if (p == Path::kAvx512Vnni) {
+  } else if (p == Path::kAvx512Vnni || p == Path::kAvx2Q) {
     float amax = 0;
     for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
@@ -210,7 +213,7 @@ void alloc_acts(Path p, Acts& a, int64_t rows, int64_t K) {
   a.ld = round_up(K, 128);
   a.f32.assign(size_t(rows * a.ld), 0.0f);
   if (p == Path::kAvx512Bf16) a.bf16.assign(size_t(rows * a.ld), 0);
-  if (p == Path::kAvx512Vnni) {
+  if (p == Path::kAvx512Vnni || p == Path::kAvx2Q) {
     a.qu.assign(size_t(rows * a.ld), 128);
     a.qscale.assign(size_t(rows), 0.0f);
   }
@@ -364,7 +367,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
   }
 
   // 4. H in the down path's form
-  if (path == Path::kAvx512Bf16 || path == Path::kAvx512Vnni)
+  if (path == Path::kAvx512Bf16 || path == Path::kAvx512Vnni || path == Path::kAvx2Q)
     pool.parallel_for((R + blk - 1) / blk, [&](int64_t b) {
       for (int64_t r = b * blk; r < std::min(R, (b + 1) * blk); ++r) derive_row(path, ah, r, ff);
     });

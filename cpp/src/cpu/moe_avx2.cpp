@@ -139,6 +139,33 @@ void dot_int4(const uint8_t* row, const float* scales, int64_t groups, int group
   for (int t = 0; t < NT; ++t) out[t] = hsum8(acc[t]);
 }
 
+// int4 x per-token int8 activations (qu = q + 128, read back as q = qu ^ 0x80): VPMADDUBSW takes
+// the weight nibbles (u8, 0..15) against q (s8), pairs summing to at most 2 * 15 * 127, so no
+// saturation; the +8 offset comes off with a second VPMADDUBSW of 8s against q. Per 32-value
+// block: low nibbles are values 0..15, high nibbles 16..31, joined into one natural-order ymm.
+template <int NT>
+void dot_int4_q(const uint8_t* row, const float* scales, int64_t nblk, int group, const uint8_t* qu,
+                int64_t ld, float* out) {
+  const __m128i low = _mm_set1_epi8(0x0f);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), eight = _mm256_set1_epi8(8);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const int bpg = group / 32;
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nblk; ++b) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * 16));
+    const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));
+    const __m256 s = _mm256_set1_ps(scales[b / bpg]);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i q = _mm256_xor_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qu + t * ld + b * 32)), flip);
+      const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(w, q), _mm256_maddubs_epi16(eight, q));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), s, acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = hsum8(acc[t]);
+}
+
 template <int FMT>
 void rows_dense(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
                 int64_t ldy) {
@@ -204,6 +231,28 @@ void rows_int4(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n
 }
 
 }  // namespace
+
+void matmul_avx2_q(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
+                   int64_t ldy) {
+  const auto* w = static_cast<const uint8_t*>(m.w);
+  const int64_t nblk = m.scales_per_row * m.group / 32;
+  float o[4];
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * m.row_bytes;
+    const float* s = m.scales + r * m.scales_per_row;
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      const uint8_t* qt = x.qu + t0 * x.ld;
+      const int nt = n - t0 < 4 ? n - t0 : 4;
+      switch (nt) {
+        case 4: dot_int4_q<4>(row, s, nblk, m.group, qt, x.ld, o); break;
+        case 3: dot_int4_q<3>(row, s, nblk, m.group, qt, x.ld, o); break;
+        case 2: dot_int4_q<2>(row, s, nblk, m.group, qt, x.ld, o); break;
+        default: dot_int4_q<1>(row, s, nblk, m.group, qt, x.ld, o); break;
+      }
+      for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + (r - r0)] = o[t] * x.qscale[t0 + t];
+    }
+  }
+}
 
 void matmul_avx2(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
                  int64_t ldy) {

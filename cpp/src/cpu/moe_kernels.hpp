@@ -28,7 +28,7 @@ struct MatView {
 //  f32   [n, ld] f32, zero-padded from K to ld (ld a multiple of 128): scalar, AVX2, AVX-512 f32.
 //  bf16  [n, ld] bf16 bits, zero-padded: AVX-512 bf16 weights (VDPBF16PS).
 //  qu    [n, ld] uint8 = q + 128, q = round(x / qscale[t]) in -127..127 per token (symmetric),
-//        padded with 128 (q = 0): AVX-512 VNNI int8/int4. VPDPBUSD multiplies u8 by s8, so the
+//        padded with 128 (q = 0): AVX-512 VNNI int8/int4, AVX2 int4. VPDPBUSD multiplies u8 by s8, so the
 //        kernels compute sum(qu * w) - 128 * sum(w) = sum(q * w), sum(w) by a second VPDPBUSD
 //        with ones that every token of the row shares.
 struct ActView {
@@ -46,6 +46,9 @@ void matmul_scalar(const MatView& m, int64_t r0, int64_t r1, const ActView& x, i
                    int64_t ldy);
 void matmul_avx2(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
                  int64_t ldy);
+// AVX2 int4 with qu activations (VPMADDUBSW); y already scaled by qscale.
+void matmul_avx2_q(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
+                   int64_t ldy);
 // AVX-512F/BW/VL/DQ with f32 activations: f32 weights, and bf16 weights widened to f32 (the path
 // for CPUs without AVX512_BF16).
 void matmul_avx512(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
