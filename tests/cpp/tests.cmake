@@ -12,5 +12,17 @@ add_test(NAME cuda-device COMMAND test-cuda-device)
 set_tests_properties(cuda-device PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
 
 add_test(NAME abi-exports COMMAND test-abi-exports
-         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hmoe.h ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/device.h)
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hmoe.h ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/cpu_moe.h
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/device.h)
 set_tests_properties(abi-exports PROPERTIES LABELS cpu)
+
+# The CPU MoE operator: every variant the CPU has (cpu-moe), then each forced through HMOE_KERNEL
+# (a variant the CPU lacks reports Skipped): on an AVX-512 machine cpu-moe-avx512 must pass.
+add_test(NAME cpu-moe COMMAND test-cpu-moe)
+add_test(NAME cpu-moe-scalar COMMAND test-cpu-moe)
+set_tests_properties(cpu-moe-scalar PROPERTIES ENVIRONMENT "HMOE_KERNEL=scalar")
+add_test(NAME cpu-moe-avx2 COMMAND test-cpu-moe)
+set_tests_properties(cpu-moe-avx2 PROPERTIES ENVIRONMENT "HMOE_KERNEL=avx2")
+add_test(NAME cpu-moe-avx512 COMMAND test-cpu-moe)
+set_tests_properties(cpu-moe-avx512 PROPERTIES ENVIRONMENT "HMOE_KERNEL=avx512")
+set_tests_properties(cpu-moe cpu-moe-scalar cpu-moe-avx2 cpu-moe-avx512 PROPERTIES LABELS cpu SKIP_RETURN_CODE 77)

@@ -46,11 +46,7 @@ typedef struct hmoe_device hmoe_device_t;
 #define HMOE_SLOT_READY 2   /* loaded, no kernel pending on it */
 #define HMOE_SLOT_IN_USE 3  /* a queued or running kernel reads it */
 
-/* Expert weight formats devices compute: HMOE_FORMAT_BF16 and HMOE_FORMAT_INT4 (cpu_moe.h). */
-#ifndef HMOE_FORMAT_BF16
-#define HMOE_FORMAT_BF16 1
-#define HMOE_FORMAT_INT4 3
-#endif
+/* Devices compute HMOE_FORMAT_BF16 and HMOE_FORMAT_INT4 experts (formats of cpu_moe.h). */
 
 /* One expert's shape: the slot size follows from it. */
 typedef struct hmoe_expert_shape {

@@ -122,8 +122,10 @@ HMOE_API int hmoe_cuda_selftest(int32_t index, int64_t n, int64_t* mismatches);
 
 typedef struct hmoe_engine hmoe_engine_t;
 
-/* Creates an engine. threads: worker threads for CPU kernels, 0 = physical cores. *out receives
- * the handle, owned by the caller, released with hmoe_engine_free. Any thread. */
+/* Creates an engine with its CPU worker pool. threads: threads CPU kernels run on, the calling
+ * thread included (threads - 1 workers are started), 0 = one per physical core. *out receives
+ * the handle, owned by the caller, released with hmoe_engine_free (which joins the workers).
+ * Any thread. */
 HMOE_API int hmoe_engine_create(int32_t threads, hmoe_engine_t** out);
 
 /* Releases the engine; NULL is accepted. Must not overlap any other call on the handle. */
@@ -144,5 +146,8 @@ HMOE_API int hmoe_convert_bf16_to_f32(const uint16_t* src, float* dst, int64_t n
 #ifdef __cplusplus
 }
 #endif
+
+/* The CPU MoE operator: expert layers, hmoe_cpu_moe_run. */
+#include "hybrimoe/cpu_moe.h"
 
 #endif /* HYBRIMOE_HMOE_H */

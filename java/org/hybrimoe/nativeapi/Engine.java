@@ -41,8 +41,11 @@ public final class Engine implements AutoCloseable {
     return out[0];
   }
 
-  /** The native handle, for other wrappers of this package; throws once closed. */
-  HmoeNative.hmoe_engine_t handle() {
+  /**
+   * The native handle, for the typed wrappers of other packages (org.hybrimoe.expert); never
+   * free it. Throws once closed.
+   */
+  public HmoeNative.hmoe_engine_t handle() {
     if (closed) {
       throw new IllegalStateException("engine is closed");
     }

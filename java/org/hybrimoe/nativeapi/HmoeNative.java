@@ -1,6 +1,8 @@
 package org.hybrimoe.nativeapi;
 
+import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
 import java.nio.ShortBuffer;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Loader;
@@ -69,6 +71,18 @@ public final class HmoeNative {
     }
   }
 
+  /** Opaque expert layer handle (hmoe_expert_layer_t*). */
+  @Opaque
+  public static final class hmoe_expert_layer_t extends Pointer {
+    public hmoe_expert_layer_t() {
+      super((Pointer) null);
+    }
+
+    public hmoe_expert_layer_t(Pointer p) {
+      super(p);
+    }
+  }
+
   public static final int HMOE_OK = 0;
   public static final int HMOE_ERR_INVALID_ARGUMENT = -1;
   public static final int HMOE_ERR_UNSUPPORTED = -2;
@@ -88,6 +102,16 @@ public final class HmoeNative {
   public static final int HMOE_KERNEL_SCALAR = 0;
   public static final int HMOE_KERNEL_AVX2 = 1;
   public static final int HMOE_KERNEL_AVX512 = 2;
+
+  public static final int HMOE_FORMAT_F32 = 0;
+  public static final int HMOE_FORMAT_BF16 = 1;
+  public static final int HMOE_FORMAT_INT8 = 2;
+  public static final int HMOE_FORMAT_INT4 = 3;
+  public static final int HMOE_DTYPE_F32 = 0;
+  public static final int HMOE_DTYPE_BF16 = 1;
+  public static final int HMOE_PROJ_GATE = 0;
+  public static final int HMOE_PROJ_UP = 1;
+  public static final int HMOE_PROJ_DOWN = 2;
 
   public static native @Cast("const char*") BytePointer hmoe_last_error();
 
@@ -238,4 +262,51 @@ public final class HmoeNative {
 
   public static native int hmoe_cuda_bench_d2d(
       int index, @Cast("int64_t") long bytes, int reps, double[] gbps);
+  // ---- cpu_moe.h (data buffers are direct; callers pass slices whose position is 0) ----------
+
+  public static native int hmoe_expert_format_row_bytes(
+      int format, @Cast("int64_t") long in, int groupSize, @Cast("int64_t*") long[] rowBytes,
+      @Cast("int64_t*") long[] scalesPerRow);
+
+  public static native int hmoe_expert_layer_create(
+      int format, @Cast("int64_t") long nExperts, @Cast("int64_t") long dModel, @Cast("int64_t") long dFf,
+      int groupSize, @ByPtrPtr hmoe_expert_layer_t out);
+
+  public static native void hmoe_expert_layer_free(hmoe_expert_layer_t layer);
+
+  public static native int hmoe_expert_layer_set_expert(
+      hmoe_expert_layer_t layer, @Cast("int64_t") long e, @Cast("const void*") ByteBuffer gate,
+      @Cast("const void*") ByteBuffer up, @Cast("const void*") ByteBuffer down,
+      @Cast("const float*") ByteBuffer gateScales, @Cast("const float*") ByteBuffer upScales,
+      @Cast("const float*") ByteBuffer downScales);
+
+  public static native int hmoe_expert_layer_quantize_expert(
+      hmoe_expert_layer_t layer, hmoe_engine_t engine, @Cast("int64_t") long e, int srcDtype,
+      @Cast("const void*") ByteBuffer gate, @Cast("const void*") ByteBuffer up,
+      @Cast("const void*") ByteBuffer down);
+
+  public static native int hmoe_expert_layer_dequantize(
+      @Const hmoe_expert_layer_t layer, @Cast("int64_t") long e, int proj, @Cast("float*") float[] out);
+
+  public static native int hmoe_cpu_moe_run(
+      hmoe_engine_t engine, @Const hmoe_expert_layer_t layer, @Cast("const void*") ByteBuffer x,
+      int xDtype, @Cast("int64_t") long nTokens, int topK, @Cast("const int32_t*") IntBuffer ids,
+      @Cast("const float*") FloatBuffer weights, @Cast("const uint8_t*") ByteBuffer expertMask,
+      @Cast("float*") FloatBuffer out);
+
+  /** The same with f32 activations in a FloatBuffer (x_dtype must be HMOE_DTYPE_F32). */
+  public static native int hmoe_cpu_moe_run(
+      hmoe_engine_t engine, @Const hmoe_expert_layer_t layer, @Cast("const void*") FloatBuffer x,
+      int xDtype, @Cast("int64_t") long nTokens, int topK, @Cast("const int32_t*") IntBuffer ids,
+      @Cast("const float*") FloatBuffer weights, @Cast("const uint8_t*") ByteBuffer expertMask,
+      @Cast("float*") FloatBuffer out);
+
+  public static native int hmoe_engine_set_onednn_min_tokens(hmoe_engine_t engine, int minTokens);
+
+  public static native int hmoe_cpu_bandwidth_probe(
+      hmoe_engine_t engine, @Cast("int64_t") long bytes, int iters, double[] gbps);
+
+  public static native int hmoe_onednn_ffn_time(
+      hmoe_engine_t engine, int dtype, @Cast("int64_t") long m, @Cast("int64_t") long d,
+      @Cast("int64_t") long ff, int experts, int iters, double[] seconds);
 }

@@ -1,0 +1,283 @@
+// AVX2+FMA expert kernels (compiled with -mavx2 -mfma -mf16c). Every format is widened to f32 in
+// registers and multiplied with FMA against f32 activations: bf16 by a 16-bit shift, int8 by
+// sign extension (times the row scale at the end), int4 by nibble unpacking minus 8, accumulated
+// per group and scaled at the group's end. Up to 4 tokens share each weight load; for the dense
+// formats two rows share each activation load.
+// Helpers live in an anonymous namespace so that nothing compiled with these flags is shared.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/moe_kernels.hpp"
+#include "hybrimoe/hmoe.h"
+
+namespace hmoe::cpu {
+namespace {
+
+float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 8 weights at element k of a row, widened to f32.
+template <int FMT>
+__m256 load8(const uint8_t* row, int64_t k) {
+  if constexpr (FMT == HMOE_FORMAT_F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+  } else if constexpr (FMT == HMOE_FORMAT_BF16) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {  // int8
+    __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+  }
+}
+
+template <int FMT>
+float load1(const uint8_t* row, int64_t k) {
+  if constexpr (FMT == HMOE_FORMAT_F32) {
+    float f;
+    std::memcpy(&f, row + 4 * k, 4);
+    return f;
+  } else if constexpr (FMT == HMOE_FORMAT_BF16) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  } else {
+    return float(static_cast<int8_t>(row[k]));
+  }
+}
+
+// out[t] = row . x[t] for NT tokens (x rows ld apart, zero-padded past K).
+template <int FMT, int NT>
+void dot_dense(const uint8_t* row, int64_t K, const float* x, int64_t ld, float* out) {
+  __m256 a0[NT], a1[NT];
+  for (int t = 0; t < NT; ++t) a0[t] = a1[t] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m256 w0 = load8<FMT>(row, k), w1 = load8<FMT>(row, k + 8);
+    for (int t = 0; t < NT; ++t) {
+      a0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * ld + k), a0[t]);
+      a1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + t * ld + k + 8), a1[t]);
+    }
+  }
+  for (; k + 8 <= K; k += 8) {
+    const __m256 w0 = load8<FMT>(row, k);
+    for (int t = 0; t < NT; ++t) a0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * ld + k), a0[t]);
+  }
+  for (int t = 0; t < NT; ++t) {
+    float s = hsum8(_mm256_add_ps(a0[t], a1[t]));
+    for (int64_t kk = k; kk < K; ++kk) s += load1<FMT>(row, kk) * x[t * ld + kk];
+    out[t] = s;
+  }
+}
+
+// Two rows against NT tokens: each activation load feeds both rows (halves the activation
+// traffic per FMA, which bounds the many-token case; 2 x NT independent accumulators).
+template <int FMT, int NT>
+void dot_dense2(const uint8_t* row0, const uint8_t* row1, int64_t K, const float* x, int64_t ld,
+                float* out0, float* out1) {
+  __m256 a[NT], b[NT];
+  for (int t = 0; t < NT; ++t) a[t] = b[t] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256 w0 = load8<FMT>(row0, k), w1 = load8<FMT>(row1, k);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xv = _mm256_loadu_ps(x + t * ld + k);
+      a[t] = _mm256_fmadd_ps(w0, xv, a[t]);
+      b[t] = _mm256_fmadd_ps(w1, xv, b[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    float s0 = hsum8(a[t]), s1 = hsum8(b[t]);
+    for (int64_t kk = k; kk < K; ++kk) {
+      s0 += load1<FMT>(row0, kk) * x[t * ld + kk];
+      s1 += load1<FMT>(row1, kk) * x[t * ld + kk];
+    }
+    out0[t] = s0;
+    out1[t] = s1;
+  }
+}
+
+// int4 row (Kp = scales_per_row * group values, 32-value blocks of 16 bytes) against NT tokens.
+template <int NT>
+void dot_int4(const uint8_t* row, const float* scales, int64_t groups, int group, const float* x,
+              int64_t ld, float* out) {
+  const __m128i low = _mm_set1_epi8(0x0f);
+  const __m256i eight = _mm256_set1_epi32(8);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  const int blocks = group / 32;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256 ga[NT], gb[NT];
+    for (int t = 0; t < NT; ++t) ga[t] = gb[t] = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; ++b) {
+      const int64_t blk = g * blocks + b, k = blk * 32;
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + blk * 16));
+      const __m128i lo = _mm_and_si128(v, low);                      // values k .. k+15
+      const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low);   // values k+16 .. k+31
+      const __m256 w0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(lo), eight));
+      const __m256 w1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), eight));
+      const __m256 w2 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(hi), eight));
+      const __m256 w3 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), eight));
+      for (int t = 0; t < NT; ++t) {
+        const float* xt = x + t * ld + k;
+        ga[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt), ga[t]);
+        gb[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + 8), gb[t]);
+        ga[t] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xt + 16), ga[t]);
+        gb[t] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xt + 24), gb[t]);
+      }
+    }
+    const __m256 s = _mm256_set1_ps(scales[g]);
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(_mm256_add_ps(ga[t], gb[t]), s, acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) out[t] = hsum8(acc[t]);
+}
+
+// int4 x per-token int8 activations (qu = q + 128, read back as q = qu ^ 0x80): VPMADDUBSW takes
+// the weight nibbles (u8, 0..15) against q (s8), pairs summing to at most 2 * 15 * 127, so no
+// saturation; the +8 offset comes off with a second VPMADDUBSW of 8s against q. Per 32-value
+// block: low nibbles are values 0..15, high nibbles 16..31, joined into one natural-order ymm.
+template <int NT>
+void dot_int4_q(const uint8_t* row, const float* scales, int64_t nblk, int group, const uint8_t* qu,
+                int64_t ld, float* out) {
+  const __m128i low = _mm_set1_epi8(0x0f);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), eight = _mm256_set1_epi8(8);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const int bpg = group / 32;
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nblk; ++b) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * 16));
+    const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));
+    const __m256 s = _mm256_set1_ps(scales[b / bpg]);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i q = _mm256_xor_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qu + t * ld + b * 32)), flip);
+      const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(w, q), _mm256_maddubs_epi16(eight, q));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), s, acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = hsum8(acc[t]);
+}
+
+template <int FMT>
+void rows_dense(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
+                int64_t ldy) {
+  const auto* w = static_cast<const uint8_t*>(m.w);
+  float o[4], p[4];
+  int64_t r = r0;
+  for (; r + 2 <= r1; r += 2) {  // row pairs
+    const uint8_t* row0 = w + r * m.row_bytes;
+    const uint8_t* row1 = row0 + m.row_bytes;
+    const float s0 = FMT == HMOE_FORMAT_INT8 ? m.scales[r] : 1.0f;
+    const float s1 = FMT == HMOE_FORMAT_INT8 ? m.scales[r + 1] : 1.0f;
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      const float* xt = x.f32 + t0 * x.ld;
+      const int nt = n - t0 < 4 ? n - t0 : 4;
+      switch (nt) {
+        case 4: dot_dense2<FMT, 4>(row0, row1, m.K, xt, x.ld, o, p); break;
+        case 3: dot_dense2<FMT, 3>(row0, row1, m.K, xt, x.ld, o, p); break;
+        case 2: dot_dense2<FMT, 2>(row0, row1, m.K, xt, x.ld, o, p); break;
+        default: dot_dense2<FMT, 1>(row0, row1, m.K, xt, x.ld, o, p); break;
+      }
+      for (int t = 0; t < nt; ++t) {
+        y[(t0 + t) * ldy + (r - r0)] = o[t] * s0;
+        y[(t0 + t) * ldy + (r + 1 - r0)] = p[t] * s1;
+      }
+    }
+  }
+  for (; r < r1; ++r) {  // the odd row
+    const uint8_t* row = w + r * m.row_bytes;
+    const float s = FMT == HMOE_FORMAT_INT8 ? m.scales[r] : 1.0f;
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      const float* xt = x.f32 + t0 * x.ld;
+      const int nt = n - t0 < 4 ? n - t0 : 4;
+      switch (nt) {
+        case 4: dot_dense<FMT, 4>(row, m.K, xt, x.ld, o); break;
+        case 3: dot_dense<FMT, 3>(row, m.K, xt, x.ld, o); break;
+        case 2: dot_dense<FMT, 2>(row, m.K, xt, x.ld, o); break;
+        default: dot_dense<FMT, 1>(row, m.K, xt, x.ld, o); break;
+      }
+      for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + (r - r0)] = o[t] * s;
+    }
+  }
+}
+
+void rows_int4(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
+               int64_t ldy) {
+  const auto* w = static_cast<const uint8_t*>(m.w);
+  float o[4];
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * m.row_bytes;
+    const float* s = m.scales + r * m.scales_per_row;
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      const float* xt = x.f32 + t0 * x.ld;
+      const int nt = n - t0 < 4 ? n - t0 : 4;
+      switch (nt) {
+        case 4: dot_int4<4>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
+        case 3: dot_int4<3>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
+        case 2: dot_int4<2>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
+        default: dot_int4<1>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
+      }
+      for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + (r - r0)] = o[t];
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_avx2_q(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
+                   int64_t ldy) {
+  const auto* w = static_cast<const uint8_t*>(m.w);
+  const int64_t nblk = m.scales_per_row * m.group / 32;
+  float o[4];
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * m.row_bytes;
+    const float* s = m.scales + r * m.scales_per_row;
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      const uint8_t* qt = x.qu + t0 * x.ld;
+      const int nt = n - t0 < 4 ? n - t0 : 4;
+      switch (nt) {
+        case 4: dot_int4_q<4>(row, s, nblk, m.group, qt, x.ld, o); break;
+        case 3: dot_int4_q<3>(row, s, nblk, m.group, qt, x.ld, o); break;
+        case 2: dot_int4_q<2>(row, s, nblk, m.group, qt, x.ld, o); break;
+        default: dot_int4_q<1>(row, s, nblk, m.group, qt, x.ld, o); break;
+      }
+      for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + (r - r0)] = o[t] * x.qscale[t0 + t];
+    }
+  }
+}
+
+void matmul_avx2(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
+                 int64_t ldy) {
+  switch (m.format) {
+    case HMOE_FORMAT_F32: rows_dense<HMOE_FORMAT_F32>(m, r0, r1, x, n, y, ldy); break;
+    case HMOE_FORMAT_BF16: rows_dense<HMOE_FORMAT_BF16>(m, r0, r1, x, n, y, ldy); break;
+    case HMOE_FORMAT_INT8: rows_dense<HMOE_FORMAT_INT8>(m, r0, r1, x, n, y, ldy); break;
+    case HMOE_FORMAT_INT4: rows_int4(m, r0, r1, x, n, y, ldy); break;
+    default: break;
+  }
+}
+
+uint64_t read_sum_avx2(const void* p, int64_t n) {
+  const auto* b = static_cast<const __m256i*>(p);
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  for (int64_t i = 0; i + 4 <= n / 32; i += 4) {
+    s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(b + i));
+    s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(b + i + 1));
+    s2 = _mm256_add_epi64(s2, _mm256_loadu_si256(b + i + 2));
+    s3 = _mm256_add_epi64(s3, _mm256_loadu_si256(b + i + 3));
+  }
+  __m256i s = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+  uint64_t lanes[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), s);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+}  // namespace hmoe::cpu

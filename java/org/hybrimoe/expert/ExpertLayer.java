@@ -1,0 +1,206 @@
+package org.hybrimoe.expert;
+
+import java.lang.ref.Cleaner;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.Objects;
+import org.hybrimoe.nativeapi.Engine;
+import org.hybrimoe.nativeapi.HmoeNative;
+import org.hybrimoe.nativeapi.Native;
+
+/**
+ * A native expert layer (hmoe_expert_layer_t): the experts the CPU operator multiplies by.
+ * Either borrows the caller's buffers ({@link #borrow}; they are kept referenced here so that
+ * they outlive the layer) or holds an engine-made conversion ({@link #quantize}). Close it when
+ * done; a Cleaner frees it if it becomes unreachable unclosed.
+ *
+ * <p>Thread-safety: any number of concurrent {@link CpuMoe#run} calls may read a layer; setting
+ * or quantizing experts must not overlap them, nor {@link #close}.
+ */
+public final class ExpertLayer implements AutoCloseable {
+  private static final Cleaner CLEANER = Cleaner.create();
+
+  private final HmoeNative.hmoe_expert_layer_t handle;
+  private final Cleaner.Cleanable cleanable;
+  private final ExpertFormat format;
+  private final int nExperts;
+  private final long dModel;
+  private final long dFf;
+  private final int groupSize;
+  private final Object[] pinned; // per expert: the borrowed buffers, kept reachable
+  private volatile boolean closed;
+
+  private ExpertLayer(ExpertFormat format, int nExperts, long dModel, long dFf, int groupSize) {
+    Native.load();
+    HmoeNative.hmoe_expert_layer_t out = new HmoeNative.hmoe_expert_layer_t();
+    Native.check(
+        "hmoe_expert_layer_create",
+        HmoeNative.hmoe_expert_layer_create(format.code(), nExperts, dModel, dFf, groupSize, out));
+    this.handle = out;
+    this.cleanable = CLEANER.register(this, new Release(out));
+    this.format = format;
+    this.nExperts = nExperts;
+    this.dModel = dModel;
+    this.dFf = dFf;
+    this.groupSize = groupSize;
+    this.pinned = new Object[nExperts];
+  }
+
+  /** An empty layer; add experts with {@link #setExpert} or {@link #quantizeExpert}. */
+  public static ExpertLayer create(
+      ExpertFormat format, int nExperts, long dModel, long dFf, int groupSize) {
+    return new ExpertLayer(
+        Objects.requireNonNull(format, "format"), nExperts, dModel, dFf,
+        format == ExpertFormat.INT4 ? groupSize : 0);
+  }
+
+  /** A layer over the described buffers, used in place (no copy). */
+  public static ExpertLayer borrow(ExpertLayerWeights w) {
+    ExpertLayer layer = create(w.format(), w.nExperts(), w.dModel(), w.dFf(), w.groupSize());
+    try {
+      for (int e = 0; e < w.nExperts(); e++) {
+        if (w.expert(e) != null) {
+          layer.setExpert(e, w.expert(e));
+        }
+      }
+      return layer;
+    } catch (RuntimeException ex) {
+      layer.close();
+      throw ex;
+    }
+  }
+
+  /**
+   * A layer in {@code target} format converted by the engine from f32 or bf16 source weights
+   * (read during this call only). engine may be null (one thread).
+   */
+  public static ExpertLayer quantize(
+      Engine engine, ExpertFormat target, int groupSize, ExpertLayerWeights source) {
+    ExpertLayer layer =
+        create(target, source.nExperts(), source.dModel(), source.dFf(), groupSize);
+    try {
+      for (int e = 0; e < source.nExperts(); e++) {
+        if (source.expert(e) != null) {
+          layer.quantizeExpert(engine, e, source.format(), source.expert(e));
+        }
+      }
+      return layer;
+    } catch (RuntimeException ex) {
+      layer.close();
+      throw ex;
+    }
+  }
+
+  /** Borrows expert e's buffers (in this layer's format); they stay referenced by the layer. */
+  public void setExpert(int e, ExpertLayerWeights.Expert x) {
+    Objects.checkIndex(e, nExperts);
+    long inRow = format.rowBytes(dModel, groupSize);
+    long ffRow = format.rowBytes(dFf, groupSize);
+    ExpertLayerWeights.requireBytes("gate", x.gate(), dFf * inRow);
+    ExpertLayerWeights.requireBytes("up", x.up(), dFf * inRow);
+    ExpertLayerWeights.requireBytes("down", x.down(), dModel * ffRow);
+    if (format.quantized()) {
+      long s = 4 * format.scalesPerRow(dModel, groupSize);
+      ExpertLayerWeights.requireBytes("gateScales", x.gateScales(), dFf * s);
+      ExpertLayerWeights.requireBytes("upScales", x.upScales(), dFf * s);
+      ExpertLayerWeights.requireBytes(
+          "downScales", x.downScales(), dModel * 4 * format.scalesPerRow(dFf, groupSize));
+    }
+    Native.check(
+        "hmoe_expert_layer_set_expert",
+        HmoeNative.hmoe_expert_layer_set_expert(
+            handle(), e, x.gate().slice(), x.up().slice(), x.down().slice(),
+            slice(x.gateScales()), slice(x.upScales()), slice(x.downScales())));
+    pinned[e] = x;
+  }
+
+  /** Converts expert e from f32 or bf16 source buffers into this layer's format (layer-owned). */
+  public void quantizeExpert(
+      Engine engine, int e, ExpertFormat sourceFormat, ExpertLayerWeights.Expert src) {
+    Objects.checkIndex(e, nExperts);
+    if (sourceFormat != ExpertFormat.F32 && sourceFormat != ExpertFormat.BF16) {
+      throw new IllegalArgumentException("source must be F32 or BF16, got " + sourceFormat);
+    }
+    long es = sourceFormat == ExpertFormat.F32 ? 4 : 2;
+    ExpertLayerWeights.requireBytes("gate", src.gate(), dFf * dModel * es);
+    ExpertLayerWeights.requireBytes("up", src.up(), dFf * dModel * es);
+    ExpertLayerWeights.requireBytes("down", src.down(), dModel * dFf * es);
+    int dtype =
+        sourceFormat == ExpertFormat.F32 ? HmoeNative.HMOE_DTYPE_F32 : HmoeNative.HMOE_DTYPE_BF16;
+    Native.check(
+        "hmoe_expert_layer_quantize_expert",
+        HmoeNative.hmoe_expert_layer_quantize_expert(
+            handle(), engine == null ? null : engine.handle(), e, dtype, src.gate().slice(),
+            src.up().slice(), src.down().slice()));
+    pinned[e] = null;
+  }
+
+  /**
+   * Expert e's projection as f32, exactly what the kernels multiply by: [dFf, dModel] for gate
+   * and up, [dModel, dFf] for down, row-major.
+   */
+  public float[] dequantize(int e, Projection p) {
+    Objects.checkIndex(e, nExperts);
+    float[] out = new float[Math.toIntExact(dModel * dFf)];
+    Native.check(
+        "hmoe_expert_layer_dequantize",
+        HmoeNative.hmoe_expert_layer_dequantize(handle(), e, p.code(), out));
+    return out;
+  }
+
+  public ExpertFormat format() {
+    return format;
+  }
+
+  public int nExperts() {
+    return nExperts;
+  }
+
+  public long dModel() {
+    return dModel;
+  }
+
+  public long dFf() {
+    return dFf;
+  }
+
+  /** INT4 group size, else 0. */
+  public int groupSize() {
+    return groupSize;
+  }
+
+  HmoeNative.hmoe_expert_layer_t handle() {
+    if (closed) {
+      throw new IllegalStateException("expert layer is closed");
+    }
+    return handle;
+  }
+
+  @Override
+  public void close() {
+    if (!closed) {
+      closed = true;
+      cleanable.clean();
+      Arrays.fill(pinned, null);
+    }
+  }
+
+  private static ByteBuffer slice(ByteBuffer b) {
+    return b == null ? null : b.slice();
+  }
+
+  // Holds only the handle, never the layer, so that the layer can become unreachable.
+  private static final class Release implements Runnable {
+    private final HmoeNative.hmoe_expert_layer_t handle;
+
+    Release(HmoeNative.hmoe_expert_layer_t handle) {
+      this.handle = handle;
+    }
+
+    @Override
+    public void run() {
+      HmoeNative.hmoe_expert_layer_free(handle);
+      handle.setNull();
+    }
+  }
+}
