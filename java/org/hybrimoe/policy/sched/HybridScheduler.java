@@ -1,0 +1,395 @@
+package org.hybrimoe.policy.sched;
+
+import java.util.Arrays;
+import org.hybrimoe.policy.cost.CostModel;
+
+/**
+ * The intra-layer hybrid scheduler (ALGORITHMS.md section 2) and the baselines' splits, producing
+ * a {@link LayerPlan}.
+ *
+ * <p>HYBRID runs the paper's event loop: resident experts queue for the GPU heaviest first, misses
+ * queue for the CPU lightest first, and whenever the link is free before the CPU the heaviest miss
+ * (the CPU queue's tail) is transferred if the simulated GPU finish of it, after waiting for the
+ * link and the GPU's queue, beats its CPU finish at the queue's end; the first time it does not, the
+ * link stops (later tails are lighter and the CPU queue only shortens, so it would not win later).
+ * The resulting split is then compared under the same cost model with all-on-CPU, the static split
+ * and all-on-GPU with on-demand transfers, and the best is kept, so the plan is never worse than
+ * any of them (the section 2 invariant holds by construction, not by luck of the heuristic).
+ *
+ * <p>Stateless apart from the cost model; one instance may serve many threads.
+ */
+public final class HybridScheduler {
+  private final CostModel cost;
+
+  public HybridScheduler(CostModel cost) {
+    this.cost = cost;
+  }
+
+  public CostModel cost() {
+    return cost;
+  }
+
+  /** A split: misses to transfer in link order, and resident experts moved to the CPU. */
+  record Split(int[] xfers, boolean[] toCpu) {}
+
+  /** Plans one layer; the allocator gives each transfer its slot and victim, in link order. */
+  public LayerPlan plan(LayerRequest r, SchedulingMode mode, SlotAllocator allocator) {
+    Split split = decide(r, mode);
+    int[] xfers = split.xfers();
+    Timeline tl = timeline(r, split);
+    int n = r.experts().length;
+    int s = r.sharedExperts();
+    int total = n + s;
+    int[] ids = new int[total];
+    int[] dev = new int[total];
+    int[] ord = new int[total];
+    int[] load = new int[total];
+    float[] st = new float[total];
+    float[] en = new float[total];
+    for (int i = 0; i < total; i++) {
+      ids[i] = i < n ? r.experts()[i] : -1 - (i - n);
+      dev[i] = tl.onGpu[i] ? LayerPlan.GPU : LayerPlan.CPU;
+      ord[i] = tl.order[i];
+      load[i] = i < n ? r.loads()[i] : r.sharedLoad();
+      st[i] = (float) tl.start[i];
+      en[i] = (float) tl.end[i];
+    }
+    int m = xfers.length;
+    int[] xl = new int[m], xe = new int[m], xs = new int[m], xel = new int[m], xv = new int[m], xk = new int[m];
+    float[] xst = new float[m], xen = new float[m];
+    for (int j = 0; j < m; j++) {
+      int i = xfers[j];
+      SlotAllocator.Slot slot = allocator.allocate(r.layer(), r.experts()[i], r.experts());
+      xl[j] = r.layer();
+      xe[j] = r.experts()[i];
+      xs[j] = slot.slot();
+      xel[j] = slot.evictedLayer();
+      xv[j] = slot.evicted();
+      xk[j] = LayerPlan.DEMAND;
+      xst[j] = (float) tl.xferStart[j];
+      xen[j] = (float) tl.xferEnd[j];
+    }
+    return new LayerPlan(r.layer(), ids, dev, ord, load, st, en, xl, xe, xs, xel, xv, xk, xst, xen, (float) tl.makespan);
+  }
+
+  /** The predicted makespan of a layer under a mode, without building a plan (prefetch impact). */
+  public double makespan(LayerRequest r, SchedulingMode mode) {
+    return timeline(r, decide(r, mode)).makespan;
+  }
+
+  /** Makespan with every routed expert on the CPU (shared experts stay on the GPU). */
+  public double allCpuMakespan(LayerRequest r) {
+    int n = r.experts().length;
+    double cpu = 0;
+    int[] idx = sortedByLoad(r, allIndices(n), true);
+    for (int k = 0; k < idx.length; k++) {
+      cpu += cost.cpuMs(r.loads()[idx[k]], k == 0);
+    }
+    double gpu = 0;
+    for (int k = 0; k < r.sharedExperts(); k++) {
+      gpu += cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? cost.gpuFirst() : 0);
+    }
+    return Math.max(cpu, gpu);
+  }
+
+  // The split of a mode: misses to transfer (link order), every other miss on the CPU.
+  Split decide(LayerRequest r, SchedulingMode mode) {
+    int n = r.experts().length;
+    int[] misses = missIndices(r);
+    switch (mode) {
+      case STATIC:
+        return new Split(new int[0], null);
+      case GPU_ONLY:
+        return new Split(sortedByLoad(r, misses, false), null);
+      case FIDDLER: {
+        int[] heavyFirst = sortedByLoad(r, misses, false);
+        int cnt = 0;
+        int[] out = new int[heavyFirst.length];
+        for (int i : heavyFirst) {
+          int ld = r.loads()[i];
+          if (cost.cpuMs(ld, false) > cost.xferMs() + cost.gpuMs(ld, false)) {
+            out[cnt++] = i;
+          }
+        }
+        return new Split(Arrays.copyOf(out, cnt), null);
+      }
+      case HYBRID:
+      default: {
+        Split best = steal(r, new Split(greedy(r, misses), null));
+        double bestMs = timeline(r, best).makespan;
+        Split[] others = {
+          new Split(new int[0], null),
+          new Split(sortedByLoad(r, misses, false), null),
+          allCpu(n)
+        };
+        for (Split o : others) {
+          double ms = timeline(r, o).makespan;
+          if (ms < bestMs) {
+            bestMs = ms;
+            best = o;
+          }
+        }
+        return best;
+      }
+    }
+  }
+
+  private static Split allCpu(int n) {
+    boolean[] all = new boolean[n];
+    Arrays.fill(all, true);
+    return new Split(new int[0], all);
+  }
+
+  /**
+   * The CPU side of "the simulation decides": where the GPU is the bottleneck (many hits, shared
+   * experts, a slow GPU per expert), the lightest resident experts move to the CPU one at a time
+   * while that shortens the simulated makespan. The paper's loop only moves work towards the GPU;
+   * with its own constants (0.5 ms per GPU expert, about 1 ms per CPU expert) a high hit rate would
+   * otherwise make the GPU the critical path.
+   */
+  private Split steal(LayerRequest r, Split split) {
+    int n = r.experts().length;
+    boolean[] inXfer = new boolean[n];
+    for (int i : split.xfers()) {
+      inXfer[i] = true;
+    }
+    int[] residentLightFirst = sortedByLoad(r, residentIndices(r), true);
+    double best = timeline(r, split).makespan;
+    boolean[] toCpu = null;
+    for (int i : residentLightFirst) {
+      boolean[] trial = toCpu == null ? new boolean[n] : toCpu.clone();
+      trial[i] = true;
+      Split s = new Split(split.xfers(), trial);
+      double ms = timeline(r, s).makespan;
+      if (ms < best) {
+        best = ms;
+        toCpu = trial;
+      } else {
+        break;
+      }
+    }
+    return toCpu == null ? split : new Split(split.xfers(), toCpu);
+  }
+
+  private static int[] residentIndices(LayerRequest r) {
+    int n = r.experts().length;
+    int c = 0;
+    for (int i = 0; i < n; i++) {
+      if (r.onGpu(i)) {
+        c++;
+      }
+    }
+    int[] out = new int[c];
+    for (int i = 0, k = 0; i < n; i++) {
+      if (r.onGpu(i)) {
+        out[k++] = i;
+      }
+    }
+    return out;
+  }
+
+  private int[] greedy(LayerRequest r, int[] misses) {
+    int[] cpuQ = sortedByLoad(r, misses, true); // head = lightest, tail = heaviest
+    int head = 0;
+    int tail = cpuQ.length; // exclusive
+    int[] xfers = new int[cpuQ.length];
+    int nx = 0;
+    double cpuT = 0;
+    boolean cpuFirst = true;
+    double linkT = r.linkFreeMs();
+    double xfer = cost.xferMs();
+    boolean linkActive = true;
+    while (head < tail) {
+      if (linkActive && linkT <= cpuT) {
+        int cand = cpuQ[tail - 1];
+        double cpuFinish = cpuT;
+        for (int q = head; q < tail; q++) {
+          cpuFinish += cost.cpuMs(r.loads()[cpuQ[q]], cpuFirst && q == head);
+        }
+        xfers[nx] = cand;
+        Timeline tl = timeline(r, new Split(Arrays.copyOf(xfers, nx + 1), null));
+        if (tl.end[cand] < cpuFinish) {
+          nx++;
+          tail--;
+          linkT += xfer;
+        } else {
+          linkActive = false;
+        }
+      } else {
+        cpuT += cost.cpuMs(r.loads()[cpuQ[head]], cpuFirst);
+        cpuFirst = false;
+        head++;
+      }
+    }
+    return Arrays.copyOf(xfers, nx);
+  }
+
+  /** Predicted times of one split: per plan entry (routed then shared) and per transfer. */
+  static final class Timeline {
+    boolean[] onGpu;
+    int[] order;
+    double[] start;
+    double[] end;
+    double[] xferStart;
+    double[] xferEnd;
+    double makespan;
+  }
+
+  Timeline timeline(LayerRequest r, Split split) {
+    int[] xfers = split.xfers();
+    boolean[] toCpu = split.toCpu();
+    int n = r.experts().length;
+    int s = r.sharedExperts();
+    int total = n + s;
+    Timeline tl = new Timeline();
+    tl.onGpu = new boolean[total];
+    tl.order = new int[total];
+    tl.start = new double[total];
+    tl.end = new double[total];
+    tl.xferStart = new double[xfers.length];
+    tl.xferEnd = new double[xfers.length];
+    double[] ready = new double[total];
+    for (int i = 0; i < n; i++) {
+      tl.onGpu[i] = r.onGpu(i) && (toCpu == null || !toCpu[i]);
+      ready[i] = r.readyMs()[i];
+    }
+    for (int i = n; i < total; i++) {
+      tl.onGpu[i] = true;
+      ready[i] = 0;
+    }
+    double link = r.linkFreeMs();
+    double xfer = cost.xferMs();
+    for (int j = 0; j < xfers.length; j++) {
+      int i = xfers[j];
+      tl.xferStart[j] = link;
+      link += xfer;
+      tl.xferEnd[j] = link;
+      tl.onGpu[i] = true;
+      ready[i] = link;
+    }
+    double makespan = 0;
+    // CPU: lightest first, one after another from the block's start.
+    int cpuCount = 0;
+    for (int i = 0; i < n; i++) {
+      if (!tl.onGpu[i]) {
+        cpuCount++;
+      }
+    }
+    int[] cpu = new int[cpuCount];
+    for (int i = 0, c = 0; i < n; i++) {
+      if (!tl.onGpu[i]) {
+        cpu[c++] = i;
+      }
+    }
+    cpu = sortedByLoad(r, cpu, true);
+    double t = 0;
+    for (int k = 0; k < cpu.length; k++) {
+      int i = cpu[k];
+      tl.start[i] = t;
+      t += cost.cpuMs(r.loads()[i], k == 0);
+      tl.end[i] = t;
+      tl.order[i] = k;
+    }
+    makespan = t;
+    // GPU: whenever free, the heaviest expert that is ready; idle until the next arrival otherwise.
+    int gpuCount = total - cpuCount;
+    int[] gpu = new int[gpuCount];
+    int[] gLoad = new int[gpuCount];
+    for (int i = 0, c = 0; i < total; i++) {
+      if (tl.onGpu[i]) {
+        gpu[c] = i;
+        gLoad[c++] = i < n ? r.loads()[i] : r.sharedLoad();
+      }
+    }
+    // insertion sort by load descending, stable (ties keep plan order): gpuCount is small
+    for (int a = 1; a < gpuCount; a++) {
+      int gi = gpu[a];
+      int gl = gLoad[a];
+      int b = a - 1;
+      while (b >= 0 && gLoad[b] < gl) {
+        gpu[b + 1] = gpu[b];
+        gLoad[b + 1] = gLoad[b];
+        b--;
+      }
+      gpu[b + 1] = gi;
+      gLoad[b + 1] = gl;
+    }
+    boolean[] done = new boolean[gpuCount];
+    t = 0;
+    for (int k = 0; k < gpuCount; k++) {
+      int pick = -1;
+      double nextReady = Double.POSITIVE_INFINITY;
+      for (int a = 0; a < gpuCount; a++) {
+        if (done[a]) {
+          continue;
+        }
+        double rd = ready[gpu[a]];
+        if (rd <= t) {
+          pick = a;
+          break;
+        }
+        nextReady = Math.min(nextReady, rd);
+      }
+      if (pick < 0) {
+        t = nextReady;
+        k--;
+        continue;
+      }
+      done[pick] = true;
+      int i = gpu[pick];
+      tl.start[i] = t;
+      t += i < n ? cost.gpuMs(r.loads()[i], k == 0) : cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? cost.gpuFirst() : 0);
+      tl.end[i] = t;
+      tl.order[i] = k;
+    }
+    tl.makespan = Math.max(makespan, t);
+    return tl;
+  }
+
+  private static int[] missIndices(LayerRequest r) {
+    int n = r.experts().length;
+    int c = 0;
+    for (int i = 0; i < n; i++) {
+      if (!r.onGpu(i)) {
+        c++;
+      }
+    }
+    int[] out = new int[c];
+    for (int i = 0, k = 0; i < n; i++) {
+      if (!r.onGpu(i)) {
+        out[k++] = i;
+      }
+    }
+    return out;
+  }
+
+  private static int[] allIndices(int n) {
+    int[] a = new int[n];
+    for (int i = 0; i < n; i++) {
+      a[i] = i;
+    }
+    return a;
+  }
+
+  // Sorted copy by load (ascending or descending), ties by expert id, so plans are deterministic.
+  private static int[] sortedByLoad(LayerRequest r, int[] idx, boolean ascending) {
+    Integer[] boxed = new Integer[idx.length];
+    for (int i = 0; i < idx.length; i++) {
+      boxed[i] = idx[i];
+    }
+    int[] loads = r.loads();
+    int[] ex = r.experts();
+    Arrays.sort(boxed, (a, b) -> {
+      int c = Integer.compare(loads[a], loads[b]);
+      if (!ascending) {
+        c = -c;
+      }
+      return c != 0 ? c : Integer.compare(ex[a], ex[b]);
+    });
+    int[] out = new int[idx.length];
+    for (int i = 0; i < idx.length; i++) {
+      out[i] = boxed[i];
+    }
+    return out;
+  }
+}
