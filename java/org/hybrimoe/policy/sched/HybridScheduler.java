@@ -224,6 +224,36 @@ public final class HybridScheduler {
     return Arrays.copyOf(xfers, nx);
   }
 
+  /** Load orders of a request, computed once per request and reused by every timeline of it. */
+  private static final class Orders {
+    final LayerRequest request;
+    final int[] asc;
+    final int[] desc;
+
+    Orders(LayerRequest r) {
+      int n = r.experts().length;
+      int[] all = new int[n];
+      for (int i = 0; i < n; i++) {
+        all[i] = i;
+      }
+      this.request = r;
+      this.asc = sortedByLoad(r, all, true);
+      this.desc = sortedByLoad(r, all, false);
+    }
+  }
+
+  // One entry per thread: decide() evaluates many splits of the same request in a row.
+  private final ThreadLocal<Orders> lastOrders = new ThreadLocal<>();
+
+  private Orders orders(LayerRequest r) {
+    Orders o = lastOrders.get();
+    if (o == null || o.request != r) {
+      o = new Orders(r);
+      lastOrders.set(o);
+    }
+    return o;
+  }
+
   /** Predicted times of one split: per plan entry (routed then shared) and per transfer. */
   static final class Timeline {
     boolean[] onGpu;
@@ -276,12 +306,12 @@ public final class HybridScheduler {
       }
     }
     int[] cpu = new int[cpuCount];
-    for (int i = 0, c = 0; i < n; i++) {
-      if (!tl.onGpu[i]) {
-        cpu[c++] = i;
+    int[] asc = orders(r).asc;
+    for (int k = 0, c = 0; k < n; k++) {
+      if (!tl.onGpu[asc[k]]) {
+        cpu[c++] = asc[k];
       }
     }
-    cpu = sortedByLoad(r, cpu, true);
     double t = 0;
     for (int k = 0; k < cpu.length; k++) {
       int i = cpu[k];
@@ -293,26 +323,27 @@ public final class HybridScheduler {
     makespan = t;
     // GPU: whenever free, the heaviest expert that is ready; idle until the next arrival otherwise.
     int gpuCount = total - cpuCount;
+    // heaviest first, ties by expert id; shared experts (load = every token) after routed ones of equal load
     int[] gpu = new int[gpuCount];
-    int[] gLoad = new int[gpuCount];
-    for (int i = 0, c = 0; i < total; i++) {
+    int[] desc = orders(r).desc;
+    int c = 0;
+    boolean sharedPlaced = s == 0;
+    for (int k = 0; k < n; k++) {
+      int i = desc[k];
+      if (!sharedPlaced && r.loads()[i] < r.sharedLoad()) {
+        for (int j = n; j < total; j++) {
+          gpu[c++] = j;
+        }
+        sharedPlaced = true;
+      }
       if (tl.onGpu[i]) {
-        gpu[c] = i;
-        gLoad[c++] = i < n ? r.loads()[i] : r.sharedLoad();
+        gpu[c++] = i;
       }
     }
-    // insertion sort by load descending, stable (ties keep plan order): gpuCount is small
-    for (int a = 1; a < gpuCount; a++) {
-      int gi = gpu[a];
-      int gl = gLoad[a];
-      int b = a - 1;
-      while (b >= 0 && gLoad[b] < gl) {
-        gpu[b + 1] = gpu[b];
-        gLoad[b + 1] = gLoad[b];
-        b--;
+    if (!sharedPlaced) {
+      for (int j = n; j < total; j++) {
+        gpu[c++] = j;
       }
-      gpu[b + 1] = gi;
-      gLoad[b + 1] = gl;
     }
     boolean[] done = new boolean[gpuCount];
     t = 0;
@@ -372,23 +403,20 @@ public final class HybridScheduler {
   }
 
   // Sorted copy by load (ascending or descending), ties by expert id, so plans are deterministic.
+  // Primitive sort of packed keys: load (23 bits), expert id (24 bits), index (16 bits).
   private static int[] sortedByLoad(LayerRequest r, int[] idx, boolean ascending) {
-    Integer[] boxed = new Integer[idx.length];
-    for (int i = 0; i < idx.length; i++) {
-      boxed[i] = idx[i];
-    }
+    long[] keys = new long[idx.length];
     int[] loads = r.loads();
     int[] ex = r.experts();
-    Arrays.sort(boxed, (a, b) -> {
-      int c = Integer.compare(loads[a], loads[b]);
-      if (!ascending) {
-        c = -c;
-      }
-      return c != 0 ? c : Integer.compare(ex[a], ex[b]);
-    });
+    for (int k = 0; k < idx.length; k++) {
+      int i = idx[k];
+      long ld = ascending ? loads[i] : (1L << 23) - 1 - loads[i];
+      keys[k] = (ld << 40) | ((long) ex[i] << 16) | i;
+    }
+    Arrays.sort(keys);
     int[] out = new int[idx.length];
-    for (int i = 0; i < idx.length; i++) {
-      out[i] = boxed[i];
+    for (int k = 0; k < idx.length; k++) {
+      out[k] = (int) (keys[k] & 0xffff);
     }
     return out;
   }
