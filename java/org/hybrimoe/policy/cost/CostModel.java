@@ -11,7 +11,8 @@ package org.hybrimoe.policy.cost;
  *   T_nonMoE(n) = nonMoe0 + nonMoe1 * n      (attention, norms, router, per layer, on the GPU)
  * </pre>
  *
- * A shared expert costs {@code sharedScale} routed experts on the GPU (its intermediate size ratio).
+ * A shared expert runs on the GPU in {@code sharedGpu0 + gpu1 * sharedScale * n}: one kernel over
+ * its own (often larger) matrices, sharedScale being its intermediate size over a routed expert's.
  * Immutable; {@link OnlineCostModel} produces refined copies.
  */
 public record CostModel(
@@ -26,10 +27,11 @@ public record CostModel(
     long expertBytes,
     double nonMoe0,
     double nonMoe1,
-    double sharedScale) {
+    double sharedScale,
+    double sharedGpu0) {
 
   public CostModel {
-    double[] all = {cpuFirst, cpu0, cpu1, gpuFirst, gpu0, gpu1, xfer0, nonMoe0, nonMoe1, sharedScale};
+    double[] all = {cpuFirst, cpu0, cpu1, gpuFirst, gpu0, gpu1, xfer0, nonMoe0, nonMoe1, sharedScale, sharedGpu0};
     for (double v : all) {
       if (!(v >= 0) || Double.isInfinite(v)) {
         throw new IllegalArgumentException("cost coefficients must be finite and >= 0: " + java.util.Arrays.toString(all));
@@ -52,7 +54,7 @@ public record CostModel(
 
   /** GPU time of one shared expert over n tokens. */
   public double sharedGpuMs(int n) {
-    return sharedScale * (gpu0 + gpu1 * n);
+    return sharedGpu0 + gpu1 * sharedScale * n;
   }
 
   /** Host-to-device time of one expert's weights. */
@@ -68,6 +70,6 @@ public record CostModel(
   /** A copy with each device's times multiplied (online refinement). */
   public CostModel scaled(double cpu, double gpu, double link) {
     return new CostModel(cpuFirst * cpu, cpu0 * cpu, cpu1 * cpu, gpuFirst * gpu, gpu0 * gpu, gpu1 * gpu,
-        xfer0 * link, bytesPerMs / link, expertBytes, nonMoe0, nonMoe1, sharedScale);
+        xfer0 * link, bytesPerMs / link, expertBytes, nonMoe0, nonMoe1, sharedScale, sharedGpu0 * gpu);
   }
 }

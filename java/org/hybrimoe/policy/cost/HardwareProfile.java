@@ -162,7 +162,9 @@ public final class HardwareProfile {
     double flopRatio = shape.flopsPerToken() / refFlops;
     double dRatio2 = Math.pow(shape.dModel() / refDModel, 2);
     double g0 = Math.max(gpu0 * 0.1, gpu0 + (bytes - refBytes) / gpuMemBytesPerMs);
+    double sharedBytes = bytes * shape.sharedScale();
+    double sg0 = shape.sharedExperts() == 0 ? 0 : Math.max(gpu0 * 0.1, gpu0 + (sharedBytes - refBytes) / gpuMemBytesPerMs);
     return new CostModel(cpuFirst, cpu0 * byteRatio, cpu1 * flopRatio, gpuFirst, g0, gpu1 * flopRatio,
-        xfer0, bytesPerMs, shape.expertBytes(), nonMoe0 * dRatio2, nonMoe1 * dRatio2, shape.sharedScale());
+        xfer0, bytesPerMs, shape.expertBytes(), nonMoe0 * dRatio2, nonMoe1 * dRatio2, shape.sharedScale(), sg0);
   }
 }

@@ -32,6 +32,9 @@ class CostModelTest {
     CostModel q = HardwareProfile.load("paper-a6000").costModel(ModelShape.QWEN2_57B_A14B);
     assertTrue(q.xferMs() > c.xferMs() * 3, "bigger experts take longer to move");
     assertEquals(20480.0 / 2560, q.sharedScale(), 1e-9);
+    // one kernel over the 8x larger shared expert: fixed cost plus its extra bytes at 768 GB/s, not 8 kernels
+    assertEquals(0.5 + (8 * q.expertBytes() - 4_330_000) / 7.68e8, q.sharedGpuMs(0), 1e-9);
+    assertEquals(0.5, c.sharedGpuMs(0), 1e-9);
   }
 
   @Test
