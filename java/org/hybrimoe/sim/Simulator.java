@@ -376,7 +376,7 @@ public final class Simulator {
       return s;
     }
 
-    /** Queue prefetches for layers l+1..l+D in the link's idle time before each target starts. */
+    /** Queue prefetches for layers l+1..l+D in the link's idle time before the next layer starts. */
     private void prefetch(int t0, int n, int l, double moeStart, double layerEnd, int[] pred, double xfer) {
       int D = Math.min(bundle.lookahead(), L - 1 - l);
       if (D <= 0) {
@@ -424,7 +424,10 @@ public final class Simulator {
         cands.sort((a, b) -> a.load() != b.load() ? Integer.compare(b.load(), a.load()) : Integer.compare(a.expert(), b.expert()));
       }
       for (ImpactPrefetcher.Candidate c : cands) {
-        double windowEnd = clock + c.distance() * layerDur + cost.nonMoeMs(n);
+        // Demand before prefetch, for every later layer too: a prefetch must land before the next
+        // layer's MoE block starts, so that layer's own transfers find the link free. Candidates
+        // for l+2, l+3 compete for the same idle window by impact; more windows follow each layer.
+        double windowEnd = clock + layerDur + cost.nonMoeMs(n);
         double startX = Math.max(linkBusy, moeStart);
         double arrival = startX + xfer;
         if (arrival > windowEnd) {
