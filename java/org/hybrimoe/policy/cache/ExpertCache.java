@@ -275,26 +275,6 @@ public abstract class ExpertCache implements SlotAllocator {
     }
   }
 
-  /** The lowest priority among evictable residents of the layer's pool (for prefetch gating). */
-  public double lowestEvictablePriority(int layer, int[] needed) {
-    stamp++;
-    for (int e : needed) {
-      neededStamp[layer * experts + e] = stamp;
-    }
-    int from = capacity == Capacity.PER_LAYER ? layer * perPool : 0;
-    double best = Double.POSITIVE_INFINITY;
-    for (int s = from; s < from + perPool; s++) {
-      int k = slotKey[s];
-      if (k < 0) {
-        return Double.NEGATIVE_INFINITY; // a free slot costs nothing
-      }
-      if (neededStamp[k] != stamp && busyStamp[k] != busyEpoch && arrival[k] <= now) {
-        best = Math.min(best, priority(k));
-      }
-    }
-    return best;
-  }
-
   private int freeSlot(int layer) {
     int from = capacity == Capacity.PER_LAYER ? layer * perPool : 0;
     for (int s = from; s < from + perPool; s++) {

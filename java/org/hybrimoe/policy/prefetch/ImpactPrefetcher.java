@@ -46,16 +46,16 @@ public final class ImpactPrefetcher {
         continue;
       }
       double p = accuracy.probability(d);
-      double base = scheduler.makespan(r, mode);
       Integer[] misses = missesHeaviestFirst(r);
       int n = Math.min(misses.length, maxCandidatesPerLayer);
+      int[] idx = new int[n];
       for (int c = 0; c < n; c++) {
-        int i = misses[c];
-        double[] ready = r.readyMs().clone();
-        ready[i] = 0;
-        LayerRequest with = new LayerRequest(r.layer(), r.experts(), r.loads(), ready, r.sharedExperts(), r.sharedLoad(),
-            r.linkFreeMs());
-        double impact = (base - scheduler.makespan(with, mode)) * p;
+        idx[c] = misses[c];
+      }
+      double[] gains = scheduler.residencyGains(r, mode, idx);
+      for (int c = 0; c < n; c++) {
+        int i = idx[c];
+        double impact = gains[c] * p;
         if (impact > 0) {
           out.add(new Candidate(r.layer(), r.experts()[i], d, impact, r.loads()[i], impact / xfer));
         }

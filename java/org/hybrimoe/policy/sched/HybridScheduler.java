@@ -77,6 +77,50 @@ public final class HybridScheduler {
     return timeline(r, decide(r, mode)).makespan;
   }
 
+  /** Above this many activated experts, {@link #residencyGains} keeps the base split (see there). */
+  public static final int EXACT_GAIN_LIMIT = 16;
+
+  /**
+   * For each given miss (index into r.experts), how much the layer's predicted makespan drops if
+   * that expert were resident: the prefetcher's impact. Up to {@link #EXACT_GAIN_LIMIT} activated
+   * experts (decode) each case is re-planned from scratch; above it (prefill, up to 64 experts) the
+   * base split is kept and only the expert's own placement changes (it leaves the transfer list or
+   * the CPU queue and is ready on the GPU), which costs one timeline instead of a full decision and
+   * keeps a look-ahead-3 decision well under the layer time.
+   */
+  public double[] residencyGains(LayerRequest r, SchedulingMode mode, int[] misses) {
+    double[] gains = new double[misses.length];
+    int n = r.experts().length;
+    Split base = decide(r, mode);
+    double baseMs = timeline(r, base).makespan;
+    for (int c = 0; c < misses.length; c++) {
+      int i = misses[c];
+      double[] ready = r.readyMs().clone();
+      ready[i] = 0;
+      LayerRequest with = new LayerRequest(r.layer(), r.experts(), r.loads(), ready, r.sharedExperts(), r.sharedLoad(),
+          r.linkFreeMs());
+      double ms;
+      if (n <= EXACT_GAIN_LIMIT) {
+        ms = timeline(with, decide(with, mode)).makespan;
+      } else {
+        int[] x = new int[base.xfers().length];
+        int k = 0;
+        for (int j : base.xfers()) {
+          if (j != i) {
+            x[k++] = j;
+          }
+        }
+        boolean[] toCpu = base.toCpu() == null ? null : base.toCpu().clone();
+        if (toCpu != null) {
+          toCpu[i] = false;
+        }
+        ms = timeline(with, new Split(Arrays.copyOf(x, k), toCpu)).makespan;
+      }
+      gains[c] = baseMs - ms;
+    }
+    return gains;
+  }
+
   /** Makespan with every routed expert on the CPU (shared experts stay on the GPU). */
   public double allCpuMakespan(LayerRequest r) {
     int n = r.experts().length;
