@@ -111,6 +111,9 @@ public final class SimulateCommand implements Callable<Integer> {
       }
     }
     Trace tr;
+    if (synthetic && trace != null) {
+      throw new IllegalArgumentException("give either --trace DIR or --synthetic, not both");
+    }
     if (synthetic) {
       tr = new SyntheticTraceGenerator().shape(shape.experts(), shape.topK(), shape.layers())
           .tokens(Math.max(profileTokens + decodeWarmup + decodeTokens, profileTokens + hitRateTokens) + 4096)
