@@ -12,7 +12,14 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Hybrid CPU-GPU mixture-of-experts inference (HybriMoE).",
-    subcommands = {InfoCommand.class, BenchCpuCommand.class, BenchGpuCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {
+      InfoCommand.class,
+      SimulateCommand.class,
+      BenchSchedulerCommand.class,
+      BenchCpuCommand.class,
+      BenchGpuCommand.class,
+      CommandLine.HelpCommand.class
+    })
 public final class Main implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

@@ -1,0 +1,327 @@
+package org.hybrimoe.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import org.hybrimoe.policy.PolicyBundle;
+import org.hybrimoe.policy.cost.CostModel;
+import org.hybrimoe.policy.cost.HardwareProfile;
+import org.hybrimoe.policy.cost.ModelShape;
+import org.hybrimoe.sim.Experiment;
+import org.hybrimoe.sim.GanttSvg;
+import org.hybrimoe.sim.LookaheadOracle;
+import org.hybrimoe.sim.SimResult;
+import org.hybrimoe.sim.Simulator;
+import org.hybrimoe.sim.SyntheticTraceGenerator;
+import org.hybrimoe.sim.TimelineEvent;
+import org.hybrimoe.sim.Trace;
+import org.hybrimoe.sim.TraceReader;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code hybrimoe simulate}: replays a routing trace through every policy bundle on a hardware
+ * profile and prints the paper's comparisons (TTFT and decode time per bundle, HybriMoE's speedup
+ * over kTransformers-like, the ablation table, cache hit rates), optionally as JSON and an SVG
+ * Gantt chart.
+ */
+@Command(name = "simulate", mixinStandardHelpOptions = true,
+    description = "Simulate HybriMoE and the baselines over a routing trace on a hardware profile.")
+public final class SimulateCommand implements Callable<Integer> {
+  @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+  @Option(names = "--trace", paramLabel = "DIR", description = "trace directory (trace.json + arrays)")
+  Path trace;
+
+  @Option(names = "--synthetic", description = "use a synthetic trace for the model shape instead of --trace")
+  boolean synthetic;
+
+  @Option(names = "--profile", paramLabel = "NAME|FILE", defaultValue = "paper-a6000",
+      description = "hardware profile: built-in name or JSON file (default: ${DEFAULT-VALUE})")
+  String profile;
+
+  @Option(names = "--model-shape", paramLabel = "NAME|FILE", defaultValue = "deepseek-v2-lite",
+      description = "deepseek-v2-lite, qwen2-57b-a14b, mixtral-8x7b, or a JSON file (default: ${DEFAULT-VALUE})")
+  String modelShape;
+
+  @Option(names = "--cache-ratio", split = ",", defaultValue = "0.25,0.5,0.75",
+      description = "fractions of all routed experts the GPU caches (default: ${DEFAULT-VALUE})")
+  double[] cacheRatios;
+
+  @Option(names = "--input-lengths", split = ",", defaultValue = "32,128,512,1024",
+      description = "prompt lengths for TTFT (default: ${DEFAULT-VALUE})")
+  int[] inputLengths;
+
+  @Option(names = "--bundles", split = ",", description = "bundles to run (default: all; kTransformers-like is always run)")
+  List<String> bundles;
+
+  @Option(names = "--decode-tokens", defaultValue = "1000", description = "timed decode tokens (default: ${DEFAULT-VALUE})")
+  int decodeTokens;
+
+  @Option(names = "--decode-warmup", defaultValue = "100", description = "untimed decode tokens first (default: ${DEFAULT-VALUE})")
+  int decodeWarmup;
+
+  @Option(names = "--prompts", defaultValue = "3", description = "prompts per input length (default: ${DEFAULT-VALUE})")
+  int prompts;
+
+  @Option(names = "--profile-tokens", defaultValue = "10000",
+      description = "leading trace tokens used as the profiling window (default: ${DEFAULT-VALUE})")
+  int profileTokens;
+
+  @Option(names = "--hit-rate-tokens", defaultValue = "20000",
+      description = "tokens replayed for the hit-rate table (default: ${DEFAULT-VALUE})")
+  int hitRateTokens;
+
+  @Option(names = "--lookahead-accuracy", split = ",", defaultValue = "0.85,0.75,0.65",
+      description = "modelled router look-ahead accuracy at distance 1,2,3 for traces without predictions")
+  double[] lookaheadAccuracy;
+
+  @Option(names = "--seed", defaultValue = "1", description = "seed for modelled predictions and synthetic traces")
+  long seed;
+
+  @Option(names = "--json", paramLabel = "FILE", description = "write results as JSON")
+  Path json;
+
+  @Option(names = "--svg", paramLabel = "FILE", description = "write a Gantt chart (GPU, CPU, PCIe) of a few HybriMoE layers")
+  Path svg;
+
+  @Override
+  public Integer call() throws Exception {
+    PrintWriter out = spec.commandLine().getOut();
+    ModelShape shape = ModelShape.resolve(modelShape);
+    HardwareProfile hw = HardwareProfile.load(profile);
+    CostModel cost = hw.costModel(shape);
+    for (double r : cacheRatios) {
+      if (!(r >= 0 && r <= 1)) {
+        throw new IllegalArgumentException("--cache-ratio " + r + " is impossible: a ratio must be in [0, 1]");
+      }
+    }
+    for (int n : inputLengths) {
+      if (n < 1) {
+        throw new IllegalArgumentException("--input-lengths " + n + ": a prompt needs at least one token");
+      }
+    }
+    Trace tr;
+    if (synthetic && trace != null) {
+      throw new IllegalArgumentException("give either --trace DIR or --synthetic, not both");
+    }
+    if (synthetic) {
+      tr = new SyntheticTraceGenerator().shape(shape.experts(), shape.topK(), shape.layers())
+          .tokens(Math.max(profileTokens + decodeWarmup + decodeTokens, profileTokens + hitRateTokens) + 4096)
+          .skew(0.8).reuse(0.3).crossLayer(0.3).seed(seed).model("synthetic-" + shape.name()).generate();
+    } else if (trace != null) {
+      tr = TraceReader.read(trace);
+    } else {
+      throw new IllegalArgumentException("give --trace DIR (or --synthetic)");
+    }
+    List<PolicyBundle> chosen = new ArrayList<>();
+    if (bundles == null || bundles.isEmpty()) {
+      chosen.addAll(PolicyBundle.all());
+    } else {
+      chosen.add(PolicyBundle.KTRANSFORMERS);
+      for (String b : bundles) {
+        PolicyBundle pb = PolicyBundle.byName(b);
+        if (!chosen.contains(pb)) {
+          chosen.add(pb);
+        }
+      }
+    }
+    Simulator sim = new Simulator(tr, shape, cost, new LookaheadOracle(tr, lookaheadAccuracy, seed), profileTokens);
+    Experiment exp = new Experiment(sim, tr);
+    out.printf(Locale.ROOT, "Simulated: model shape %s, profile %s (%s)%ntrace %s: %s%n", shape.name(), hw.name(),
+        hw.machine(), synthetic ? "synthetic" : trace, tr);
+    out.printf(Locale.ROOT, "cost model: %s%n", cost);
+    out.printf(Locale.ROOT, "protocol: first %d tokens profile; decode %d tokens after %d warm-up; %d prompt(s) per input length%n%n",
+        profileTokens, decodeTokens, decodeWarmup, prompts);
+    out.flush();
+    List<SimResult> rows = exp.run(chosen, cacheRatios, inputLengths, new Experiment.Sizes(decodeWarmup, decodeTokens,
+        prompts, hitRateTokens));
+    printMain(out, shape, rows, chosen);
+    printAblation(out, rows, chosen);
+    List<Experiment.HitRow> hits = exp.hitRates(cacheRatios, hitRateTokens);
+    printHits(out, hits);
+    if (json != null) {
+      writeJson(shape, hw, rows, hits);
+      out.println("wrote " + json);
+    }
+    if (svg != null) {
+      PolicyBundle b = chosen.contains(PolicyBundle.HYBRIMOE) ? PolicyBundle.HYBRIMOE : chosen.get(chosen.size() - 1);
+      List<TimelineEvent> ev = sim.decodeTimeline(b, cacheRatios[0], decodeWarmup, 3);
+      List<TimelineEvent> pf = new ArrayList<>();
+      sim.prefill(b, cacheRatios[0], Arrays.stream(inputLengths).min().getAsInt(), 1, pf, 2);
+      String title = String.format(Locale.ROOT, "%s, %s, %s, cache %.0f%%: one decode token, first 3 MoE layers",
+          b.name(), shape.name(), hw.name(), 100 * cacheRatios[0]);
+      Files.writeString(svg, GanttSvg.render(title, ev));
+      Path pfSvg = svg.resolveSibling(svg.getFileName().toString().replaceFirst("(\\.svg)?$", "-prefill.svg"));
+      Files.writeString(pfSvg, GanttSvg.render(String.format(Locale.ROOT, "%s, %s, cache %.0f%%: prefill of %d tokens, first 2 MoE layers",
+          b.name(), shape.name(), 100 * cacheRatios[0], Arrays.stream(inputLengths).min().getAsInt()), pf));
+      out.println("wrote " + svg + " and " + pfSvg);
+    }
+    out.flush();
+    return 0;
+  }
+
+  private static SimResult find(List<SimResult> rows, String bundle, double ratio, String phase, int n) {
+    for (SimResult r : rows) {
+      if (r.bundle().equals(bundle) && r.cacheRatio() == ratio && r.phase().equals(phase)
+          && (phase.equals("decode") || r.inputLength() == n)) {
+        return r;
+      }
+    }
+    return null;
+  }
+
+  private void printMain(PrintWriter out, ModelShape shape, List<SimResult> rows, List<PolicyBundle> chosen) {
+    out.printf(Locale.ROOT, "== %s: TTFT (ms) per input length, decode time per token (ms) ==%n", shape.name());
+    StringBuilder h = new StringBuilder(String.format(Locale.ROOT, "%-6s %-24s", "cache", "bundle"));
+    for (int n : inputLengths) {
+      h.append(String.format(Locale.ROOT, " %10s", "TTFT@" + n));
+    }
+    h.append(String.format(Locale.ROOT, " %10s %8s %10s %10s", "decode", "hit", "MB/token", "pf used/wasted"));
+    out.println(h);
+    for (double r : cacheRatios) {
+      for (PolicyBundle b : chosen) {
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-6.2f %-24s", r, b.name()));
+        for (int n : inputLengths) {
+          line.append(String.format(Locale.ROOT, " %10.1f", find(rows, b.name(), r, "prefill", n).ms()));
+        }
+        SimResult d = find(rows, b.name(), r, "decode", 0);
+        line.append(String.format(Locale.ROOT, " %10.2f %8.3f %10.2f %7d/%d", d.ms(), d.hitRate(), d.bytesMoved() / 1e6,
+            d.prefetchUsed(), d.prefetchWasted()));
+        out.println(line);
+      }
+    }
+    if (chosen.contains(PolicyBundle.HYBRIMOE)) {
+      out.println();
+      out.println("HybriMoE speedup over kTransformers-like (paper, on its machine: 1.33x prefill, 1.70x decode on average)");
+      StringBuilder sh = new StringBuilder(String.format(Locale.ROOT, "%-6s", "cache"));
+      for (int n : inputLengths) {
+        sh.append(String.format(Locale.ROOT, " %10s", "prefill@" + n));
+      }
+      sh.append(String.format(Locale.ROOT, " %10s", "decode"));
+      out.println(sh);
+      double sumP = 0;
+      double sumD = 0;
+      int np = 0;
+      for (double r : cacheRatios) {
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-6.2f", r));
+        for (int n : inputLengths) {
+          double s = find(rows, PolicyBundle.KTRANSFORMERS.name(), r, "prefill", n).ms()
+              / find(rows, PolicyBundle.HYBRIMOE.name(), r, "prefill", n).ms();
+          sumP += s;
+          np++;
+          line.append(String.format(Locale.ROOT, " %9.2fx", s));
+        }
+        double s = find(rows, PolicyBundle.KTRANSFORMERS.name(), r, "decode", 0).ms()
+            / find(rows, PolicyBundle.HYBRIMOE.name(), r, "decode", 0).ms();
+        sumD += s;
+        line.append(String.format(Locale.ROOT, " %9.2fx", s));
+        out.println(line);
+      }
+      out.printf(Locale.ROOT, "average: prefill %.2fx, decode %.2fx%n", sumP / np, sumD / cacheRatios.length);
+    }
+    out.println();
+  }
+
+  private void printAblation(PrintWriter out, List<SimResult> rows, List<PolicyBundle> chosen) {
+    if (!chosen.containsAll(PolicyBundle.ablations())) {
+      return;
+    }
+    out.println("== Ablation over kTransformers-like (like the paper's Table III): mean TTFT over input lengths, decode ==");
+    out.printf(Locale.ROOT, "%-6s %-24s %12s %9s %10s %9s%n", "cache", "bundle", "prefill ms", "speedup", "decode ms", "speedup");
+    for (double r : cacheRatios) {
+      double baseP = meanPrefill(rows, PolicyBundle.KTRANSFORMERS.name(), r);
+      double baseD = find(rows, PolicyBundle.KTRANSFORMERS.name(), r, "decode", 0).ms();
+      for (PolicyBundle b : PolicyBundle.ablations()) {
+        double p = meanPrefill(rows, b.name(), r);
+        double d = find(rows, b.name(), r, "decode", 0).ms();
+        out.printf(Locale.ROOT, "%-6.2f %-24s %12.1f %8.2fx %10.2f %8.2fx%n", r, b.name(), p, baseP / p, d, baseD / d);
+      }
+    }
+    out.println();
+  }
+
+  private double meanPrefill(List<SimResult> rows, String bundle, double r) {
+    double s = 0;
+    for (int n : inputLengths) {
+      s += find(rows, bundle, r, "prefill", n).ms();
+    }
+    return s / inputLengths.length;
+  }
+
+  private void printHits(PrintWriter out, List<Experiment.HitRow> hits) {
+    out.printf(Locale.ROOT, "== Cache hit rate over %d decode-order tokens (MRS against LRU, LFU, static and Belady) ==%n", hitRateTokens);
+    List<String> policies = new ArrayList<>();
+    for (Experiment.HitRow h : hits) {
+      if (!policies.contains(h.policy())) {
+        policies.add(h.policy());
+      }
+    }
+    StringBuilder hdr = new StringBuilder(String.format(Locale.ROOT, "%-18s", "policy"));
+    for (double r : cacheRatios) {
+      hdr.append(String.format(Locale.ROOT, " %8.2f", r));
+    }
+    out.println(hdr);
+    for (String p : policies) {
+      StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-18s", p));
+      for (double r : cacheRatios) {
+        for (Experiment.HitRow h : hits) {
+          if (h.policy().equals(p) && h.cacheRatio() == r) {
+            line.append(String.format(Locale.ROOT, " %8.3f", h.hitRate()));
+          }
+        }
+      }
+      out.println(line);
+    }
+    out.println();
+  }
+
+  private void writeJson(ModelShape shape, HardwareProfile hw, List<SimResult> rows, List<Experiment.HitRow> hits)
+      throws java.io.IOException {
+    ObjectMapper m = new ObjectMapper();
+    ObjectNode root = m.createObjectNode();
+    root.put("model_shape", shape.name());
+    root.put("profile", hw.name());
+    root.put("trace", synthetic ? "synthetic" : String.valueOf(trace));
+    ArrayNode res = root.putArray("results");
+    for (SimResult r : rows) {
+      ObjectNode o = res.addObject();
+      o.put("bundle", r.bundle());
+      o.put("cache_ratio", r.cacheRatio());
+      o.put("phase", r.phase());
+      if (r.phase().equals("prefill")) {
+        o.put("input_length", r.inputLength());
+      }
+      o.put("ms", r.ms());
+      o.put("hit_rate", r.hitRate());
+      o.put("bytes_moved", r.bytesMoved());
+      o.put("prefetch_used", r.prefetchUsed());
+      o.put("prefetch_wasted", r.prefetchWasted());
+      o.put("gpu_busy_ms", r.gpuBusyMs());
+      o.put("cpu_busy_ms", r.cpuBusyMs());
+      o.put("link_busy_ms", r.linkBusyMs());
+      ArrayNode acc = o.putArray("lookahead_accuracy");
+      for (double a : r.accuracy()) {
+        if (Double.isNaN(a)) {
+          acc.addNull();
+        } else {
+          acc.add(a);
+        }
+      }
+    }
+    ArrayNode hr = root.putArray("hit_rates");
+    for (Experiment.HitRow h : hits) {
+      hr.addObject().put("policy", h.policy()).put("cache_ratio", h.cacheRatio()).put("hit_rate", h.hitRate());
+    }
+    m.writerWithDefaultPrettyPrinter().writeValue(json.toFile(), root);
+  }
+}

@@ -1,0 +1,99 @@
+package org.hybrimoe.policy;
+
+import java.util.List;
+import java.util.Locale;
+import org.hybrimoe.policy.cache.ExpertCache;
+import org.hybrimoe.policy.sched.SchedulingMode;
+
+/**
+ * One system of ALGORITHMS.md section 5 as a combination of policies: how a layer is split
+ * (scheduling mode), which cache, which prefetcher and how far ahead, and whether misses computed on
+ * the CPU are copied into the cache in the link's idle time when the cache judges them worth a slot
+ * (MRS's own fill; static placements never move anything).
+ */
+public record PolicyBundle(String name, SchedulingMode mode, CacheKind cache, PrefetchKind prefetch, int lookahead,
+    boolean fillOnMiss) {
+
+  /** The cache a bundle uses. */
+  public enum CacheKind {
+    MRS(ExpertCache.Capacity.PER_LAYER),
+    MRS_GLOBAL(ExpertCache.Capacity.GLOBAL),
+    LRU(ExpertCache.Capacity.PER_LAYER),
+    STATIC_FREQUENCY(ExpertCache.Capacity.GLOBAL),
+    STATIC_LAYERS(ExpertCache.Capacity.GLOBAL);
+
+    public final ExpertCache.Capacity capacity;
+
+    CacheKind(ExpertCache.Capacity c) {
+      this.capacity = c;
+    }
+  }
+
+  /** The prefetcher a bundle uses. */
+  public enum PrefetchKind {
+    NONE,
+    /** The predicted experts of the next layer, heaviest first (AdapMoE). */
+    NEXT_LAYER,
+    /** Impact-driven over the look-ahead horizon (HybriMoE, section 3). */
+    IMPACT
+  }
+
+  public PolicyBundle {
+    if (lookahead < 0 || (prefetch != PrefetchKind.NONE && lookahead == 0)) {
+      throw new IllegalArgumentException("bundle " + name + ": bad look-ahead " + lookahead);
+    }
+  }
+
+  public static final PolicyBundle LLAMA_CPP =
+      new PolicyBundle("llama.cpp-like", SchedulingMode.STATIC, CacheKind.STATIC_LAYERS, PrefetchKind.NONE, 0, false);
+  public static final PolicyBundle KTRANSFORMERS =
+      new PolicyBundle("ktransformers-like", SchedulingMode.STATIC, CacheKind.STATIC_FREQUENCY, PrefetchKind.NONE, 0, false);
+  public static final PolicyBundle ADAPMOE =
+      new PolicyBundle("adapmoe-like", SchedulingMode.GPU_ONLY, CacheKind.LRU, PrefetchKind.NEXT_LAYER, 1, false);
+  public static final PolicyBundle FIDDLER =
+      new PolicyBundle("fiddler-like", SchedulingMode.FIDDLER, CacheKind.STATIC_FREQUENCY, PrefetchKind.NONE, 0, false);
+  public static final PolicyBundle HYBRIMOE =
+      new PolicyBundle("hybrimoe", SchedulingMode.HYBRID, CacheKind.MRS, PrefetchKind.IMPACT, 3, true);
+  public static final PolicyBundle HYBRIMOE_GLOBAL =
+      new PolicyBundle("hybrimoe-global", SchedulingMode.HYBRID, CacheKind.MRS_GLOBAL, PrefetchKind.IMPACT, 3, true);
+
+  /** Ablations over the kTransformers-like base: one technique switched on at a time. */
+  public static final PolicyBundle ONLY_SCHEDULER =
+      new PolicyBundle("ktransformers+sched", SchedulingMode.HYBRID, CacheKind.STATIC_FREQUENCY, PrefetchKind.NONE, 0, false);
+  public static final PolicyBundle ONLY_PREFETCH =
+      new PolicyBundle("ktransformers+prefetch", SchedulingMode.STATIC, CacheKind.STATIC_FREQUENCY, PrefetchKind.IMPACT, 3, false);
+  public static final PolicyBundle ONLY_MRS =
+      new PolicyBundle("ktransformers+mrs", SchedulingMode.STATIC, CacheKind.MRS, PrefetchKind.NONE, 0, true);
+
+  /** The systems compared (section 5). */
+  public static List<PolicyBundle> systems() {
+    return List.of(LLAMA_CPP, KTRANSFORMERS, ADAPMOE, FIDDLER, HYBRIMOE, HYBRIMOE_GLOBAL);
+  }
+
+  /** The ablation rows, base first and full HybriMoE last. */
+  public static List<PolicyBundle> ablations() {
+    return List.of(KTRANSFORMERS, ONLY_SCHEDULER, ONLY_PREFETCH, ONLY_MRS, HYBRIMOE);
+  }
+
+  /** Every named bundle. */
+  public static List<PolicyBundle> all() {
+    return List.of(LLAMA_CPP, KTRANSFORMERS, ADAPMOE, FIDDLER, HYBRIMOE, HYBRIMOE_GLOBAL, ONLY_SCHEDULER, ONLY_PREFETCH,
+        ONLY_MRS);
+  }
+
+  /** A bundle by name (case-insensitive). */
+  public static PolicyBundle byName(String name) {
+    for (PolicyBundle b : all()) {
+      if (b.name.equalsIgnoreCase(name.trim())) {
+        return b;
+      }
+    }
+    throw new IllegalArgumentException("unknown bundle '" + name + "': known are "
+        + String.join(", ", all().stream().map(PolicyBundle::name).toList()));
+  }
+
+  @Override
+  public String toString() {
+    return name.toLowerCase(Locale.ROOT);
+  }
+}

@@ -1,0 +1,63 @@
+package org.hybrimoe.policy.cost;
+
+/**
+ * Online refinement of a {@link CostModel} from measured per-expert timings: for each resource an
+ * exponential average of measured/predicted, applied as a multiplier, so that a profile that is off
+ * by a constant factor converges (ALGORITHMS.md section 1). Not thread-safe: one per engine thread.
+ */
+public final class OnlineCostModel {
+  private final CostModel base;
+  private final double alpha;
+  private double cpuScale = 1;
+  private double gpuScale = 1;
+  private double linkScale = 1;
+  private CostModel current;
+
+  /** @param alpha weight of a new observation in the exponential average, in (0, 1] */
+  public OnlineCostModel(CostModel base, double alpha) {
+    if (!(alpha > 0 && alpha <= 1)) {
+      throw new IllegalArgumentException("alpha must be in (0, 1]: " + alpha);
+    }
+    this.base = base;
+    this.alpha = alpha;
+    this.current = base;
+  }
+
+  /** The refined model (rebuilt after observations, cached otherwise). */
+  public CostModel current() {
+    if (current == null) {
+      current = base.scaled(cpuScale, gpuScale, linkScale);
+    }
+    return current;
+  }
+
+  /** A measured CPU expert time (ms) for n tokens. */
+  public void observeCpu(int n, boolean first, double ms) {
+    cpuScale = update(cpuScale, ms / base.cpuMs(n, first));
+  }
+
+  /** A measured GPU expert time (ms) for n tokens. */
+  public void observeGpu(int n, boolean first, double ms) {
+    gpuScale = update(gpuScale, ms / base.gpuMs(n, first));
+  }
+
+  /** A measured transfer time (ms) of one expert. */
+  public void observeTransfer(double ms) {
+    linkScale = update(linkScale, ms / base.xferMs());
+  }
+
+  private double update(double scale, double ratio) {
+    if (!(ratio > 0) || Double.isInfinite(ratio)) {
+      throw new IllegalArgumentException("measured time must be positive and finite");
+    }
+    double s = alpha * ratio + (1 - alpha) * scale;
+    current = null;
+    return s;
+  }
+
+  /** Multipliers now applied (cpu, gpu, link). */
+  public double[] scales() {
+    return new double[] {cpuScale, gpuScale, linkScale};
+  }
+
+}

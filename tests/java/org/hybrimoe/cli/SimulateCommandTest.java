@@ -1,0 +1,68 @@
+package org.hybrimoe.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+class SimulateCommandTest {
+  @TempDir Path dir;
+
+  private record Run(int code, String out, String err) {}
+
+  private static Run run(String... args) {
+    CommandLine cl = Main.commandLine();
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    cl.setOut(new PrintWriter(out));
+    cl.setErr(new PrintWriter(err));
+    int code = cl.execute(args);
+    return new Run(code, out.toString(), err.toString());
+  }
+
+  @Test
+  void syntheticRunPrintsTablesAndWritesJsonAndSvg() throws Exception {
+    Path json = dir.resolve("r.json");
+    Path svg = dir.resolve("g.svg");
+    Run r = run("simulate", "--synthetic", "--model-shape", "mixtral-8x7b", "--cache-ratio", "0.25,0.5",
+        "--input-lengths", "16,64", "--decode-tokens", "60", "--decode-warmup", "10", "--prompts", "1",
+        "--profile-tokens", "500", "--hit-rate-tokens", "300", "--json", json.toString(), "--svg", svg.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.out().contains("HybriMoE speedup over kTransformers-like"), r.out());
+    assertTrue(r.out().contains("Ablation"), r.out());
+    assertTrue(r.out().contains("Belady"), r.out());
+    JsonNode root = new ObjectMapper().readTree(json.toFile());
+    JsonNode first = root.get("results").get(0);
+    for (String k : new String[] {"bundle", "cache_ratio", "phase", "input_length", "ms", "hit_rate", "bytes_moved"}) {
+      assertTrue(first.has(k), "missing " + k);
+    }
+    // 9 bundles x 2 ratios x (2 prefill + 1 decode)
+    assertEquals(9 * 2 * 3, root.get("results").size());
+    assertTrue(root.get("hit_rates").get(0).has("policy"));
+    assertTrue(Files.readString(svg).contains("<svg"));
+    assertTrue(Files.exists(dir.resolve("g-prefill.svg")));
+  }
+
+  @Test
+  void badInputsGiveClearErrors() {
+    Run r = run("simulate", "--synthetic", "--cache-ratio", "1.5");
+    assertEquals(1, r.code());
+    assertTrue(r.err().contains("--cache-ratio 1.5"), r.err());
+    r = run("simulate", "--synthetic", "--model-shape", "gpt-9");
+    assertTrue(r.err().contains("unknown model shape 'gpt-9'"), r.err());
+    r = run("simulate", "--synthetic", "--profile", "nowhere-gpu");
+    assertTrue(r.err().contains("unknown hardware profile 'nowhere-gpu'"), r.err());
+    r = run("simulate", "--trace", dir.resolve("missing").toString());
+    assertTrue(r.err().contains("trace.json"), r.err());
+    r = run("simulate", "--synthetic", "--bundles", "nope");
+    assertTrue(r.err().contains("unknown bundle 'nope'"), r.err());
+  }
+}
