@@ -6,23 +6,25 @@
 # Inputs, built on the development machine and copied next to the sources:
 #   target/hybrimoe.jar          (mvn -B package; it also carries libdnnl.so.3)
 #   target/test-classes          (JUnit classes)
-#   .device/jre.tgz              a JRE (jlink) when the GPU machine has no java
+#   .device/jre.tar.xz           a JRE (jlink) when the GPU machine has no java
 #   .device/junit-platform-console-standalone-*.jar
+# BENCH_CPU=1 also runs bench-cpu on the machine's host CPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-target/gpu-checks}"
+jar="${HMOE_JAR:-target/hybrimoe.jar}"  # .device/hybrimoe.jar: a slimmed copy, when size limits bite
 mkdir -p "$out"
 java=java
 if ! command -v java >/dev/null 2>&1; then
-  tar xzf .device/jre.tgz -C /tmp && java=/tmp/jre/bin/java
+  python3 -c "import tarfile; tarfile.open('.device/jre.tar.xz').extractall('/tmp')" && java=/tmp/jre/bin/java
 fi
 
 echo "== native build for this GPU + ctest"
-rm -rf /tmp/hmoe-jar && mkdir -p /tmp/hmoe-jar && (cd /tmp/hmoe-jar && python3 -m zipfile -e "$OLDPWD/target/hybrimoe.jar" . >/dev/null)
+rm -rf /tmp/hmoe-jar && mkdir -p /tmp/hmoe-jar && (cd /tmp/hmoe-jar && python3 -m zipfile -e "$OLDPWD/$jar" . >/dev/null)
 arch="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)"
 cmake -S . -B /tmp/hmoe-build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${arch:-90}" \
   -DDNNL_ROOT=/tmp/hmoe-jar/org/bytedeco/dnnl/linux-x86_64 >/dev/null && cmake --build /tmp/hmoe-build -j"$(nproc)" 2>&1 | grep -E 'error|warning' 
-(cd /tmp/hmoe-build && ctest --output-on-failure 2>&1 | tee "$out/ctest.txt" | tail -15)
+(cd /tmp/hmoe-build && ctest --output-on-failure -V > "$out/ctest.txt" 2>&1; grep -E 'Test +#|tests passed|Failed' "$out/ctest.txt")
 
 echo "== compute-sanitizer (API errors from the deliberate out-of-memory case are expected, not counted)"
 for t in /tmp/hmoe-build/test-cuda-*; do
@@ -34,8 +36,13 @@ done | tee "$out/sanitizer.txt"
 
 echo "== JUnit (gpu-tagged tests run here)"
 "$java" -jar .device/junit-platform-console-standalone-*.jar execute --disable-banner --details=summary \
-  -cp target/hybrimoe.jar:target/test-classes --scan-classpath target/test-classes 2>&1 | tee "$out/junit.txt" | tail -25
+  -cp "$jar":target/test-classes --scan-classpath target/test-classes 2>&1 | tee "$out/junit.txt" | tail -25
 
 echo "== info and bench-gpu"
-"$java" -jar target/hybrimoe.jar info | tee "$out/info.txt"
-"$java" -jar target/hybrimoe.jar bench-gpu --json "$out/bench-gpu.json" 2>&1 | tee "$out/bench-gpu.txt"
+"$java" -jar "$jar" info | tee "$out/info.txt"
+"$java" -jar "$jar" bench-gpu --json "$out/bench-gpu.json" 2>&1 | tee "$out/bench-gpu.txt"
+
+if [[ "${BENCH_CPU:-0}" == 1 ]]; then
+  echo "== bench-cpu (the GPU machine's host CPU)"
+  "$java" -jar "$jar" bench-cpu --json "$out/bench-cpu.json" 2>&1 | tee "$out/bench-cpu.txt"
+fi
