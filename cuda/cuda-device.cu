@@ -359,7 +359,8 @@ int hmoe_device_create_cuda(int32_t index, const hmoe_expert_shape_t* shape, int
     HMOE_REQUIRE_PTR(shape);
     HMOE_REQUIRE_PTR(out);
     *out = nullptr;
-    if (slots < 1) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "slots must be >= 1, got %d", slots);
+    if (slots < 1 || slots > (1 << 20))
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "slots must be in [1, 1048576], got %d", slots);
     const int n = hmoe::cuda::device_count();
     if (index < 0 || index >= n)
       hmoe::fail(HMOE_ERR_NO_DEVICE, "CUDA device %d does not exist (%d device(s))", index, n);

@@ -26,3 +26,6 @@ set_tests_properties(cpu-moe-avx2 PROPERTIES ENVIRONMENT "HMOE_KERNEL=avx2")
 add_test(NAME cpu-moe-avx512 COMMAND test-cpu-moe)
 set_tests_properties(cpu-moe-avx512 PROPERTIES ENVIRONMENT "HMOE_KERNEL=avx512")
 set_tests_properties(cpu-moe cpu-moe-scalar cpu-moe-avx2 cpu-moe-avx512 PROPERTIES LABELS cpu SKIP_RETURN_CODE 77)
+
+add_test(NAME emulated-device COMMAND test-emulated-device)
+set_tests_properties(emulated-device PROPERTIES LABELS cpu)

@@ -65,6 +65,19 @@ HMOE_API int hmoe_expert_bytes(const hmoe_expert_shape_t* shape, int64_t* out);
 HMOE_API int hmoe_device_create_cuda(int32_t index, const hmoe_expert_shape_t* shape, int32_t slots,
                                      hmoe_device_t** out);
 
+/* A host-emulated device: `slots` slots of `shape` in host memory, copy/prefetch/compute streams on
+ * worker threads with the same events and hazards as CUDA, experts computed by the CPU kernels on
+ * an engine of its own with `threads` workers (0 = 1), so that it never competes for the caller's
+ * engine. It exists to run and test the hybrid pipeline without a GPU; it makes no speed claim.
+ * HMOE_ERR_OUT_OF_MEMORY when the pool cannot be allocated. *out owned by the caller. */
+HMOE_API int hmoe_device_create_emulated(int32_t threads, const hmoe_expert_shape_t* shape,
+                                         int32_t slots, hmoe_device_t** out);
+
+/* Test hook of the emulated device: sleeps before every load (copy_us) and every expert run
+ * (compute_us), so that tests can show that the hazards hold when transfers and kernels are slow.
+ * HMOE_ERR_UNSUPPORTED on a CUDA device. */
+HMOE_API int hmoe_device_emulated_delays(hmoe_device_t* device, int32_t copy_us, int32_t compute_us);
+
 /* Slots of `shape` that fit in GPU `index`'s free memory less `reserve_bytes` (for dense
  * weights, KV cache, scratch). Any thread. */
 HMOE_API int hmoe_device_cuda_max_slots(int32_t index, const hmoe_expert_shape_t* shape,

@@ -78,6 +78,30 @@ public final class Device implements AutoCloseable {
     return new Device(out, shape);
   }
 
+  /**
+   * A host-emulated device: the same slots, streams, events and hazards on host threads, experts
+   * computed by the CPU kernels on an engine of its own with {@code threads} workers. It lets the
+   * hybrid pipeline run and be tested without a GPU; it makes no speed claim.
+   */
+  public static Device emulated(int threads, ExpertShape shape, int slots) {
+    Native.load();
+    HmoeNative.hmoe_device_t out = new HmoeNative.hmoe_device_t();
+    Native.check(
+        "hmoe_device_create_emulated",
+        HmoeNative.hmoe_device_create_emulated(threads, shape.abi(), slots, out));
+    return new Device(out, shape);
+  }
+
+  /**
+   * Test hook of the emulated device: sleeps before every load and every expert run, so that
+   * tests can show the hazards hold when transfers and kernels are slow.
+   */
+  public void emulatedDelays(int copyMicros, int computeMicros) {
+    Native.check(
+        "hmoe_device_emulated_delays",
+        HmoeNative.hmoe_device_emulated_delays(handle(), copyMicros, computeMicros));
+  }
+
   /** Slots of {@code shape} that fit in GPU {@code index}'s free memory less {@code reserveBytes}. */
   public static int cudaMaxSlots(int index, ExpertShape shape, long reserveBytes) {
     Native.load();

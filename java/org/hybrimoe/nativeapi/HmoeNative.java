@@ -171,6 +171,11 @@ public final class HmoeNative {
   public static native int hmoe_device_create_cuda(
       int index, @Cast("const hmoe_expert_shape_t*") int[] shape, int slots, @ByPtrPtr hmoe_device_t out);
 
+  public static native int hmoe_device_create_emulated(
+      int threads, @Cast("const hmoe_expert_shape_t*") int[] shape, int slots, @ByPtrPtr hmoe_device_t out);
+
+  public static native int hmoe_device_emulated_delays(hmoe_device_t device, int copyUs, int computeUs);
+
   public static native int hmoe_device_cuda_max_slots(
       int index,
       @Cast("const hmoe_expert_shape_t*") int[] shape,
