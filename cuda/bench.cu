@@ -3,39 +3,10 @@
 #include <vector>
 
 #include "cuda-buffers.cuh"
+#include "cuda-timing.cuh"
 #include "hybrimoe/device.h"
 
 namespace {
-
-// Median of `reps` timings of body(stream), after one warm-up.
-template <typename Body>
-float median_ms(cudaStream_t s, int reps, Body body) {
-  cudaEvent_t a = nullptr, b = nullptr;
-  std::vector<float> ms;
-  try {
-    HMOE_CUDA_CHECK(cudaEventCreate(&a));
-    HMOE_CUDA_CHECK(cudaEventCreate(&b));
-    body(s);
-    HMOE_CUDA_CHECK(cudaStreamSynchronize(s));
-    for (int r = 0; r < reps; ++r) {
-      HMOE_CUDA_CHECK(cudaEventRecord(a, s));
-      body(s);
-      HMOE_CUDA_CHECK(cudaEventRecord(b, s));
-      HMOE_CUDA_CHECK(cudaEventSynchronize(b));
-      float t = 0;
-      HMOE_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-      ms.push_back(t);
-    }
-  } catch (...) {
-    if (a) cudaEventDestroy(a);
-    if (b) cudaEventDestroy(b);
-    throw;
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-  return ms[ms.size() / 2];
-}
 
 struct Stream {
   cudaStream_t s = nullptr;
@@ -69,7 +40,7 @@ int hmoe_cuda_bench_h2d(int32_t index, int64_t total_bytes, int64_t chunk_bytes,
     dev.reserve(size_t(total_bytes));
     std::fill_n(host.as<char>(), size_t(total_bytes), char(1));
     Stream st;
-    const float ms = median_ms(st.s, reps, [&](cudaStream_t s) {
+    const float ms = hmoe::cuda::median_ms(st.s, reps, [&](cudaStream_t s) {
       for (int64_t off = 0; off < total_bytes; off += chunk_bytes) {
         const int64_t n = std::min(chunk_bytes, total_bytes - off);
         HMOE_CUDA_CHECK(cudaMemcpyAsync(dev.as<char>() + off, host.as<char>() + off, size_t(n),
@@ -91,7 +62,7 @@ int hmoe_cuda_bench_d2d(int32_t index, int64_t bytes, int32_t reps, double* gbps
     b.reserve(size_t(bytes));
     HMOE_CUDA_CHECK(cudaMemset(a.as<void>(), 1, size_t(bytes)));
     Stream st;
-    const float ms = median_ms(st.s, reps, [&](cudaStream_t s) {
+    const float ms = hmoe::cuda::median_ms(st.s, reps, [&](cudaStream_t s) {
       HMOE_CUDA_CHECK(cudaMemcpyAsync(b.as<void>(), a.as<void>(), size_t(bytes), cudaMemcpyDeviceToDevice, s));
     });
     *gbps = 2.0 * double(bytes) / (double(ms) * 1e6);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cuda-buffers.cuh"
+#include "cuda-timing.cuh"
 #include "device/device.hpp"
 #include "expert-ffn.cuh"
 
@@ -117,30 +118,8 @@ class CudaDevice final : public hmoe_device {
     DeviceScope scope(index_);
     finish_pending_output();
     cudaStream_t s = streams_[HMOE_STREAM_COMPUTE];
-    enqueue(plan, x, s);  // warm-up, and uploads the inputs
-    cudaEvent_t a = nullptr, b = nullptr;
-    std::vector<float> ms;
-    try {
-      HMOE_CUDA_CHECK(cudaEventCreate(&a));
-      HMOE_CUDA_CHECK(cudaEventCreate(&b));
-      for (int32_t r = 0; r < reps; ++r) {
-        HMOE_CUDA_CHECK(cudaEventRecord(a, s));
-        launch(plan, s);
-        HMOE_CUDA_CHECK(cudaEventRecord(b, s));
-        HMOE_CUDA_CHECK(cudaEventSynchronize(b));
-        float t = 0;
-        HMOE_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
-      }
-    } catch (...) {
-      if (a) cudaEventDestroy(a);
-      if (b) cudaEventDestroy(b);
-      throw;
-    }
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-    return ms[ms.size() / 2];
+    enqueue(plan, x, s);  // uploads the inputs (and warms up)
+    return median_ms(s, reps, [&](cudaStream_t st) { launch(plan, st); });
   }
 
  private:

@@ -36,9 +36,18 @@ struct ExpertArgs {
   float* out;                  // [n_tokens, d], zeroed before, accumulated with atomics
 };
 
-// small_runs / large_runs: device arrays of run indices; max_small / max_large: most tokens in a
-// run of each kind.
-void launch_expert_ffn(const ExpertArgs& a, const int32_t* small_runs, int n_small, int max_small,
-                       const int32_t* large_runs, int n_large, int max_large, cudaStream_t stream);
+// Streaming path (expert-ffn-stream.cu) over runs of at most kSmallRunTokens tokens, and the
+// tensor-core path (expert-ffn-mma.cu) over larger runs. runs: device array of run indices;
+// max_tokens: most tokens in one of them. Separate files so that they compile in parallel.
+void launch_expert_stream(const ExpertArgs& a, const int32_t* runs, int n_runs, int max_tokens,
+                          cudaStream_t stream);
+void launch_expert_mma(const ExpertArgs& a, const int32_t* runs, int n_runs, int max_tokens,
+                       cudaStream_t stream);
+
+inline void launch_expert_ffn(const ExpertArgs& a, const int32_t* small_runs, int n_small, int max_small,
+                              const int32_t* large_runs, int n_large, int max_large, cudaStream_t stream) {
+  launch_expert_stream(a, small_runs, n_small, max_small, stream);
+  launch_expert_mma(a, large_runs, n_large, max_large, stream);
+}
 
 }  // namespace hmoe::cuda

@@ -1,11 +1,11 @@
 package org.hybrimoe.device;
 
-import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import org.hybrimoe.nativeapi.HmoeNative;
 import org.hybrimoe.nativeapi.Native;
+import org.hybrimoe.nativeapi.NativeHandle;
 
 /**
  * An expert device: a fixed pool of expert slots plus compute, copy and prefetch streams (see
@@ -17,8 +17,6 @@ import org.hybrimoe.nativeapi.Native;
  * Host buffers handed to {@link #load} must stay valid until the load completes.
  */
 public final class Device implements AutoCloseable {
-  private static final Cleaner CLEANER = Cleaner.create();
-
   /** Which stream a load goes on: demand transfers or prefetches. */
   public enum Stream {
     COPY(1),
@@ -45,17 +43,14 @@ public final class Device implements AutoCloseable {
     EMULATED
   }
 
-  private final HmoeNative.hmoe_device_t handle;
-  private final Cleaner.Cleanable cleanable;
+  private final NativeHandle<HmoeNative.hmoe_device_t> handle;
   private final ExpertShape shape;
   private final Kind kind;
   private final int slots;
-  private volatile boolean closed;
 
   private Device(HmoeNative.hmoe_device_t handle, ExpertShape shape) {
-    this.handle = handle;
+    this.handle = new NativeHandle<>(this, handle, HmoeNative::hmoe_device_free, "device");
     this.shape = shape;
-    this.cleanable = CLEANER.register(this, new Release(handle));
     int[] k = new int[1];
     int[] s = new int[1];
     Native.check("hmoe_device_describe", HmoeNative.hmoe_device_describe(handle, k, s, new long[1]));
@@ -254,31 +249,12 @@ public final class Device implements AutoCloseable {
   }
 
   HmoeNative.hmoe_device_t handle() {
-    if (closed) {
-      throw new IllegalStateException("device is closed");
-    }
-    return handle;
+    return handle.get();
   }
 
+  /** Finishes queued work and frees the device. */
   @Override
   public void close() {
-    if (!closed) {
-      closed = true;
-      cleanable.clean();
-    }
-  }
-
-  private static final class Release implements Runnable {
-    private final HmoeNative.hmoe_device_t handle;
-
-    Release(HmoeNative.hmoe_device_t handle) {
-      this.handle = handle;
-    }
-
-    @Override
-    public void run() {
-      HmoeNative.hmoe_device_free(handle);
-      handle.setNull();
-    }
+    handle.close();
   }
 }

@@ -1,18 +1,16 @@
 package org.hybrimoe.device;
 
-import java.lang.ref.Cleaner;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import org.hybrimoe.nativeapi.HmoeNative;
 import org.hybrimoe.nativeapi.Native;
+import org.hybrimoe.nativeapi.NativeHandle;
 
 /**
  * A MoE router evaluated on a CUDA device: gate GEMM, scoring and top-k on the GPU, only ids and
  * weights back to the host. Holds its own copy of the router matrix on the device.
  */
 public final class DeviceRouter implements AutoCloseable {
-  private static final Cleaner CLEANER = Cleaner.create();
-
   /** How logits become scores. */
   public enum Scoring {
     /** softmax over all experts (Mixtral, Qwen, DeepSeek-V2). */
@@ -21,18 +19,14 @@ public final class DeviceRouter implements AutoCloseable {
     SIGMOID
   }
 
-  private final HmoeNative.hmoe_router_t handle;
-  private final Cleaner.Cleanable cleanable;
+  private final NativeHandle<HmoeNative.hmoe_router_t> handle;
   private final int dModel;
   private final int topK;
-  private volatile boolean closed;
 
   private DeviceRouter(HmoeNative.hmoe_router_t handle, int dModel, int topK) {
-    this.handle = handle;
+    this.handle = new NativeHandle<>(this, handle, HmoeNative::hmoe_router_free, "router");
     this.dModel = dModel;
     this.topK = topK;
-    HmoeNative.hmoe_router_t h = handle;
-    this.cleanable = CLEANER.register(this, () -> HmoeNative.hmoe_router_free(h));
   }
 
   /**
@@ -55,20 +49,14 @@ public final class DeviceRouter implements AutoCloseable {
 
   /** Routes x [nTokens, dModel]; fills ids and weights [nTokens, topK], best first. */
   public void route(FloatBuffer x, int nTokens, IntBuffer ids, FloatBuffer weights) {
-    if (closed) {
-      throw new IllegalStateException("router is closed");
-    }
     Native.requireDirect("x", x, (long) nTokens * dModel);
     Native.requireDirect("ids", ids, (long) nTokens * topK);
     Native.requireDirect("weights", weights, (long) nTokens * topK);
-    Native.check("hmoe_router_run", HmoeNative.hmoe_router_run(handle, x, nTokens, ids, weights));
+    Native.check("hmoe_router_run", HmoeNative.hmoe_router_run(handle.get(), x, nTokens, ids, weights));
   }
 
   @Override
   public void close() {
-    if (!closed) {
-      closed = true;
-      cleanable.clean();
-    }
+    handle.close();
   }
 }

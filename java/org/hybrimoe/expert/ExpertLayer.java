@@ -1,12 +1,12 @@
 package org.hybrimoe.expert;
 
-import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.Objects;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.nativeapi.HmoeNative;
 import org.hybrimoe.nativeapi.Native;
+import org.hybrimoe.nativeapi.NativeHandle;
 
 /**
  * A native expert layer (hmoe_expert_layer_t): the experts the CPU operator multiplies by.
@@ -18,17 +18,13 @@ import org.hybrimoe.nativeapi.Native;
  * or quantizing experts must not overlap them, nor {@link #close}.
  */
 public final class ExpertLayer implements AutoCloseable {
-  private static final Cleaner CLEANER = Cleaner.create();
-
-  private final HmoeNative.hmoe_expert_layer_t handle;
-  private final Cleaner.Cleanable cleanable;
+  private final NativeHandle<HmoeNative.hmoe_expert_layer_t> handle;
   private final ExpertFormat format;
   private final int nExperts;
   private final long dModel;
   private final long dFf;
   private final int groupSize;
   private final Object[] pinned; // per expert: the borrowed buffers, kept reachable
-  private volatile boolean closed;
 
   private ExpertLayer(ExpertFormat format, int nExperts, long dModel, long dFf, int groupSize) {
     Native.load();
@@ -36,8 +32,7 @@ public final class ExpertLayer implements AutoCloseable {
     Native.check(
         "hmoe_expert_layer_create",
         HmoeNative.hmoe_expert_layer_create(format.code(), nExperts, dModel, dFf, groupSize, out));
-    this.handle = out;
-    this.cleanable = CLEANER.register(this, new Release(out));
+    this.handle = new NativeHandle<>(this, out, HmoeNative::hmoe_expert_layer_free, "expert layer");
     this.format = format;
     this.nExperts = nExperts;
     this.dModel = dModel;
@@ -170,37 +165,16 @@ public final class ExpertLayer implements AutoCloseable {
   }
 
   HmoeNative.hmoe_expert_layer_t handle() {
-    if (closed) {
-      throw new IllegalStateException("expert layer is closed");
-    }
-    return handle;
+    return handle.get();
   }
 
   @Override
   public void close() {
-    if (!closed) {
-      closed = true;
-      cleanable.clean();
-      Arrays.fill(pinned, null);
-    }
+    handle.close();
+    Arrays.fill(pinned, null);
   }
 
   private static ByteBuffer slice(ByteBuffer b) {
     return b == null ? null : b.slice();
-  }
-
-  // Holds only the handle, never the layer, so that the layer can become unreachable.
-  private static final class Release implements Runnable {
-    private final HmoeNative.hmoe_expert_layer_t handle;
-
-    Release(HmoeNative.hmoe_expert_layer_t handle) {
-      this.handle = handle;
-    }
-
-    @Override
-    public void run() {
-      HmoeNative.hmoe_expert_layer_free(handle);
-      handle.setNull();
-    }
   }
 }

@@ -1,7 +1,5 @@
 package org.hybrimoe.nativeapi;
 
-import java.lang.ref.Cleaner;
-
 /**
  * A native engine: the worker configuration CPU kernels run with. Close it when done; a Cleaner
  * frees it if it becomes unreachable unclosed (a backstop, not a substitute for close).
@@ -10,15 +8,10 @@ import java.lang.ref.Cleaner;
  * calls on the same engine.
  */
 public final class Engine implements AutoCloseable {
-  private static final Cleaner CLEANER = Cleaner.create();
-
-  private final HmoeNative.hmoe_engine_t handle;
-  private final Cleaner.Cleanable cleanable;
-  private volatile boolean closed;
+  private final NativeHandle<HmoeNative.hmoe_engine_t> handle;
 
   private Engine(HmoeNative.hmoe_engine_t handle) {
-    this.handle = handle;
-    this.cleanable = CLEANER.register(this, new Release(handle));
+    this.handle = new NativeHandle<>(this, handle, HmoeNative::hmoe_engine_free, "engine");
   }
 
   /**
@@ -46,32 +39,11 @@ public final class Engine implements AutoCloseable {
    * free it. Throws once closed.
    */
   public HmoeNative.hmoe_engine_t handle() {
-    if (closed) {
-      throw new IllegalStateException("engine is closed");
-    }
-    return handle;
+    return handle.get();
   }
 
   @Override
   public void close() {
-    if (!closed) {
-      closed = true;
-      cleanable.clean();
-    }
-  }
-
-  // Holds only the handle, never the Engine, so that the Engine can become unreachable.
-  private static final class Release implements Runnable {
-    private final HmoeNative.hmoe_engine_t handle;
-
-    Release(HmoeNative.hmoe_engine_t handle) {
-      this.handle = handle;
-    }
-
-    @Override
-    public void run() {
-      HmoeNative.hmoe_engine_free(handle);
-      handle.setNull();
-    }
+    handle.close();
   }
 }

@@ -1,0 +1,176 @@
+// Expert FFN, tensor-core path (many tokens per expert: prefill): x gathered to bf16, WMMA tiles
+// staged through shared memory (int4 blocks dequantized into the tile); see expert-ffn.cuh.
+#include <mma.h>
+
+#include <algorithm>
+
+#include "cuda-check.cuh"
+#include "expert-ffn-common.cuh"
+
+namespace hmoe::cuda {
+namespace {
+
+using namespace detail;
+
+// Tensor-core path: gathered bf16 copies of the large runs' x rows.
+__global__ void gather_bf16_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
+  const int r = runs[blockIdx.y];
+  const int off = a.run_offset[r];
+  const int cnt = a.run_offset[r + 1] - off;
+  for (int m = blockIdx.x; m < cnt; m += gridDim.x) {
+    const float* src = a.x + int64_t(a.pair_token[off + m]) * a.d;
+    __nv_bfloat16* dst = a.a_bf16 + int64_t(off + m) * a.d;
+    for (int k = threadIdx.x; k < a.d; k += blockDim.x) dst[k] = __float2bfloat16_rn(src[k]);
+  }
+}
+
+// Tensor-core GEMM tile: C[64 x 64] = A[rows, K] . B[cols, K]^T for one run, staged through
+// shared memory with zero fill so that any K and any edge works. kGateUp: B is gate and B2 is up,
+// epilogue writes h_bf16 = silu(gate) * up; else B is down, epilogue accumulates w * C into out.
+constexpr int kTile = 64, kTileK = 32, kLd = kTileK + 8;  // +8 bf16: fewer bank conflicts
+
+template <bool kGateUp>
+__global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
+  using namespace nvcuda;
+  const int r = runs[blockIdx.z];
+  const int off = a.run_offset[r];
+  const int cnt = a.run_offset[r + 1] - off;
+  const int m0 = blockIdx.y * kTile;
+  if (m0 >= cnt) return;
+  const int n0 = blockIdx.x * kTile;
+  const int K = kGateUp ? a.d : a.ff;
+  const int N = kGateUp ? a.ff : a.d;
+  const int slot = a.run_slot[r];
+  const __nv_bfloat16* A = (kGateUp ? a.a_bf16 + int64_t(off) * a.d : a.h_bf16 + int64_t(off) * a.ff);
+  const int pB = kGateUp ? 0 : 2;  // projection of B (and up = 1 for B2)
+
+  constexpr int kStageBytes = (kGateUp ? 3 : 2) * kTile * kLd * 2;
+  constexpr int kOutBytes = (kGateUp ? 2 : 1) * kTile * kTile * 4;
+  __shared__ __align__(128) unsigned char smem[kStageBytes > kOutBytes ? kStageBytes : kOutBytes];
+  __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* Bs = As + kTile * kLd;
+  __nv_bfloat16* B2s = Bs + kTile * kLd;
+
+  const int warp = threadIdx.x >> 5;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2], acc2[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      wmma::fill_fragment(acc[i][j], 0.0f);
+      if (kGateUp) wmma::fill_fragment(acc2[i][j], 0.0f);
+    }
+
+  // bf16 rows are 16-byte aligned when K % 8 == 0 (slot parts start on 256-byte boundaries).
+  const bool vec = (K & 7) == 0;
+  for (int k0 = 0; k0 < K; k0 += kTileK) {
+    // 64 rows x 32 columns per operand = 256 chunks of 8; 128 threads take 2 each.
+    auto stage = [&](const __nv_bfloat16* src, int rows, int base, __nv_bfloat16* dst, int row, int col) {
+      const int gr = base + row, k = k0 + col;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (gr < rows) {
+        const __nv_bfloat16* p = src + int64_t(gr) * K + k;
+        if (vec && k + 8 <= K) {
+          v = __ldg(reinterpret_cast<const uint4*>(p));
+        } else {
+          __align__(16) __nv_bfloat16 tmp[8];
+#pragma unroll
+          for (int i = 0; i < 8; ++i) tmp[i] = (k + i < K) ? p[i] : __float2bfloat16_rn(0.0f);
+          v = *reinterpret_cast<const uint4*>(tmp);
+        }
+      }
+      *reinterpret_cast<uint4*>(dst + row * kLd + col) = v;
+    };
+    for (int c = threadIdx.x; c < kTile * kTileK / 8; c += 128) {
+      const int row = c >> 2, col = (c & 3) * 8;
+      stage(A, cnt, m0, As, row, col);
+      if (!a.int4) {
+        stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, pB, 0)), N, n0, Bs, row, col);
+        if (kGateUp) stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 1, 0)), N, n0, B2s, row, col);
+      }
+    }
+    if (a.int4) {
+      // One int4 block (32 values, kTileK) per weight row: threads 0..63 stage B, 64..127 B2.
+      const int row = threadIdx.x & 63;
+      const int p = threadIdx.x < 64 ? pB : 1;
+      __nv_bfloat16* dst = (threadIdx.x < 64 ? Bs : B2s) + row * kLd;
+      if (threadIdx.x < 64 || kGateUp) {
+        const int gr = n0 + row;
+        if (gr < N) {
+          const uint4 q = __ldg(reinterpret_cast<const uint4*>(wrow(a, slot, p, gr) + (k0 / 32) * 16));
+          const float sc = __ldg(srow(a, slot, p, gr) + k0 / a.group);
+          const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+              const uint32_t byte = (w[i] >> (8 * b)) & 0xffu;
+              dst[4 * i + b] = __float2bfloat16_rn(sc * float(int(byte & 15u) - 8));
+              dst[16 + 4 * i + b] = __float2bfloat16_rn(sc * float(int(byte >> 4) - 8));
+            }
+        } else {
+#pragma unroll
+          for (int i = 0; i < 32; ++i) dst[i] = __float2bfloat16_rn(0.0f);
+        }
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], As + (wm + 16 * i) * kLd + kk, kLd);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::load_matrix_sync(fb, Bs + (wn + 16 * j) * kLd + kk, kLd);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+        if (kGateUp) {
+          wmma::load_matrix_sync(fb, B2s + (wn + 16 * j) * kLd + kk, kLd);
+#pragma unroll
+          for (int i = 0; i < 2; ++i) wmma::mma_sync(acc2[i][j], fa[i], fb, acc2[i][j]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  float* Cs = reinterpret_cast<float*>(smem);
+  float* C2s = Cs + kTile * kTile;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      wmma::store_matrix_sync(Cs + (wm + 16 * i) * kTile + wn + 16 * j, acc[i][j], kTile, wmma::mem_row_major);
+      if (kGateUp)
+        wmma::store_matrix_sync(C2s + (wm + 16 * i) * kTile + wn + 16 * j, acc2[i][j], kTile, wmma::mem_row_major);
+    }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kTile * kTile; e += 128) {
+    const int m = m0 + e / kTile, n = n0 + e % kTile;
+    if (m >= cnt || n >= N) continue;
+    if (kGateUp) {
+      a.h_bf16[int64_t(off + m) * a.ff + n] = __float2bfloat16_rn(silu(Cs[e]) * C2s[e]);
+    } else {
+      atomicAdd(a.out + int64_t(a.pair_token[off + m]) * a.d + n, a.pair_weight[off + m] * Cs[e]);
+    }
+  }
+}
+
+}  // namespace
+
+void launch_expert_mma(const ExpertArgs& a, const int32_t* runs, int n_runs, int max_tokens,
+                       cudaStream_t stream) {
+  if (n_runs <= 0) return;
+  const int mt = (max_tokens + kTile - 1) / kTile;
+  gather_bf16_kernel<<<dim3(std::min(max_tokens, 1024), n_runs), 256, 0, stream>>>(a, runs);
+  HMOE_CUDA_CHECK(cudaGetLastError());
+  wmma_kernel<true><<<dim3((a.ff + kTile - 1) / kTile, mt, n_runs), 128, 0, stream>>>(a, runs);
+  HMOE_CUDA_CHECK(cudaGetLastError());
+  wmma_kernel<false><<<dim3((a.d + kTile - 1) / kTile, mt, n_runs), 128, 0, stream>>>(a, runs);
+  HMOE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace hmoe::cuda
