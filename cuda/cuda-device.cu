@@ -197,6 +197,9 @@ class CudaDevice final : public hmoe_device {
 
     HMOE_CUDA_CHECK(cudaEventSynchronize(inputs_consumed_));  // the last upload left the staging
     bool grow = false;
+    const size_t q_bytes_x = q_area(size_t(plan.n_tokens), pad32(d));
+    const size_t q_bytes_h = q_area(pairs, pad32(ff));
+    grow |= (shape.format == HMOE_FORMAT_INT4 && (xq_.capacity() < q_bytes_x || hq_.capacity() < q_bytes_h));
     grow |= x_dev_.capacity() < x_bytes || out_dev_.capacity() < x_bytes || plan_dev_.capacity() < plan_bytes ||
             h_.capacity() < pairs * size_t(ff) * 4 ||
             (!large_.empty() && (abf_.capacity() < pairs * size_t(d) * 2 || hbf_.capacity() < pairs * size_t(ff) * 2));
@@ -208,6 +211,11 @@ class CudaDevice final : public hmoe_device {
     if (!large_.empty()) {
       abf_.reserve(pairs * size_t(d) * 2);
       hbf_.reserve(pairs * size_t(ff) * 2);
+    }
+    if (shape.format == HMOE_FORMAT_INT4 && !small_.empty()) {
+      // int8 activation blocks (q, scale, sum) for the int4 streaming path.
+      xq_.reserve(q_area(size_t(plan.n_tokens), pad32(d)));
+      hq_.reserve(q_area(pairs, pad32(ff)));
     }
     x_host_.reserve(x_bytes);
     plan_host_.reserve(plan_bytes);
@@ -263,6 +271,25 @@ class CudaDevice final : public hmoe_device {
     a.a_bf16 = abf_.as<__nv_bfloat16>();
     a.h_bf16 = hbf_.as<__nv_bfloat16>();
     a.out = out_dev_.as<float>();
+    a.n_tokens = plan.n_tokens;
+    a.n_pairs = plan.pairs();
+    a.d_pad = pad32(shape.d_model);
+    a.ff_pad = pad32(shape.d_ff);
+    // Each activation block area: q bytes, then f32 scales, then int sums (16-byte aligned parts).
+    auto carve = [](void* base, size_t rows, int pad, int8_t*& q, float*& s, int*& sum) {
+      char* p = static_cast<char*>(base);
+      q = reinterpret_cast<int8_t*>(p);
+      p += (rows * size_t(pad) + 15) / 16 * 16;
+      s = reinterpret_cast<float*>(p);
+      p += (rows * size_t(pad / 32) * 4 + 15) / 16 * 16;
+      sum = reinterpret_cast<int*>(p);
+    };
+    a.xq = nullptr; a.xq_scale = nullptr; a.xq_sum = nullptr;
+    a.hq = nullptr; a.hq_scale = nullptr; a.hq_sum = nullptr;
+    if (a.int4 && xq_.capacity() > 0) {
+      carve(xq_.as<void>(), size_t(plan.n_tokens), a.d_pad, a.xq, a.xq_scale, a.xq_sum);
+      carve(hq_.as<void>(), size_t(std::max(plan.pairs(), 1)), a.ff_pad, a.hq, a.hq_scale, a.hq_sum);
+    }
     launch_expert_ffn(a, small, int(small_.size()), max_small_, large, int(large_.size()), max_large_, s);
   }
 
@@ -311,7 +338,13 @@ class CudaDevice final : public hmoe_device {
   cudaEvent_t stage_done_[2] = {nullptr, nullptr};
   int stage_next_ = 0;
   cudaEvent_t inputs_consumed_ = nullptr;      // x/plan staging may be rewritten once this fires
-  DeviceBuffer x_dev_, out_dev_, plan_dev_, h_, abf_, hbf_;
+  DeviceBuffer x_dev_, out_dev_, plan_dev_, h_, abf_, hbf_, xq_, hq_;
+  static int pad32(int n) { return (n + 31) / 32 * 32; }
+  // Bytes of an int8 activation area for `rows` rows of `pad` columns: q, scales, sums (see carve).
+  static size_t q_area(size_t rows, int pad) {
+    auto r16 = [](size_t b) { return (b + 15) / 16 * 16; };
+    return r16(rows * size_t(pad)) + 2 * r16(rows * size_t(pad / 32) * 4);
+  }
   PinnedBuffer x_host_, out_host_, plan_host_;
   std::vector<int32_t> small_, large_;
   int max_large_ = 0, max_small_ = 0;

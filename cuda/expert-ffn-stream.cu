@@ -27,54 +27,55 @@ __device__ __forceinline__ void fma8(const uint4& wv, const float* const (&act)[
 
 constexpr int kDepth = 4;
 
-// int4 block b of a row: 16 bytes = values 32b..32b+31 (byte j: value j low nibble, j+16 high),
-// stored as q + 8. Adds scale * (block . act[t][32b..]) to acc[t]; n bounds the real inputs.
+// Activations of the int4 path: rows quantized per block of 32 values to int8 (q = x / s), with
+// the block scale s and the block's sum of q (for the weights' +8 offset). Padding is zeros.
+struct QRow {
+  const int8_t* q;   // [padded cols]
+  const float* s;    // [padded cols / 32]
+  const int* sum;    // [padded cols / 32]
+};
+
+// int4 block blk of a weight row (16 bytes = 32 values, byte j: value j in the low nibble, j + 16
+// in the high, stored as q + 8) against int8 activation blocks: 8 dp4a per token.
+//   sum_j (w_j + 8 - 8) x_j = dp4a(nibbles, xq) - 8 * sum(xq)
 template <int T>
-__device__ __forceinline__ void int4_block(const uint4& q, float scale, const float* const (&act)[T],
-                                           int cnt, int k, int n, float (&acc)[T]) {
-  const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-  float lo[16], hi[16];
+__device__ __forceinline__ void int4_block(const uint4& w, float wscale, const QRow (&act)[T], int cnt, int blk,
+                                           float (&acc)[T]) {
+  const uint32_t ww[4] = {w.x, w.y, w.z, w.w};
+  int lo[4], hi[4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int b = 0; b < 4; ++b) {
-      const uint32_t byte = (w[i] >> (8 * b)) & 0xffu;
-      lo[4 * i + b] = float(int(byte & 15u) - 8);
-      hi[4 * i + b] = float(int(byte >> 4) - 8);
-    }
-  const bool full = k + 32 <= n && (n & 3) == 0;
+  for (int i = 0; i < 4; ++i) {
+    lo[i] = int(ww[i] & 0x0f0f0f0fu);         // values 4i..4i+3, as 0..15
+    hi[i] = int((ww[i] >> 4) & 0x0f0f0f0fu);  // values 16+4i..16+4i+3
+  }
 #pragma unroll
   for (int t = 0; t < T; ++t) {
     if (t >= cnt) continue;
-    float s = 0.0f;
-    if (full) {
-      const float4* xa = reinterpret_cast<const float4*>(act[t] + k);
-#pragma unroll
-      for (int v = 0; v < 4; ++v) {
-        const float4 l = __ldg(xa + v), h = __ldg(xa + 4 + v);
-        s += lo[4 * v] * l.x + lo[4 * v + 1] * l.y + lo[4 * v + 2] * l.z + lo[4 * v + 3] * l.w;
-        s += hi[4 * v] * h.x + hi[4 * v + 1] * h.y + hi[4 * v + 2] * h.z + hi[4 * v + 3] * h.w;
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        if (k + j < n) s += lo[j] * act[t][k + j];
-        if (k + 16 + j < n) s += hi[j] * act[t][k + 16 + j];
-      }
-    }
-    acc[t] += scale * s;
+    const int4* xp = reinterpret_cast<const int4*>(act[t].q + blk * 32);
+    const int4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+    int d = 0;
+    d = __dp4a(lo[0], x0.x, d);
+    d = __dp4a(lo[1], x0.y, d);
+    d = __dp4a(lo[2], x0.z, d);
+    d = __dp4a(lo[3], x0.w, d);
+    d = __dp4a(hi[0], x1.x, d);
+    d = __dp4a(hi[1], x1.y, d);
+    d = __dp4a(hi[2], x1.z, d);
+    d = __dp4a(hi[3], x1.w, d);
+    d -= 8 * __ldg(act[t].sum + blk);
+    acc[t] += wscale * __ldg(act[t].s + blk) * float(d);
   }
 }
 
-// int4 is bound by unpacking and L1 activation reads, not by load latency: two blocks in flight per
+// int4 is bound by unpacking and activation reads, not by load latency: two blocks in flight per
 // row suffice, and a deeper unroll only multiplies code size (and compile time) by the token count.
 constexpr int kDepthInt4 = 2;
 
 // int4 rows: per-lane partial dots of R rows (inputs n, padded to the group) with T activations.
 template <int T, int R>
 __device__ __forceinline__ void rows_dots_int4(const unsigned char* const (&q)[R], const float* const (&sc)[R],
-                                               int group, int n, const float* const (&act)[T], int cnt,
-                                               int lane, float (&acc)[R][T]) {
+                                               int group, int n, const QRow (&act)[T], int cnt, int lane,
+                                               float (&acc)[R][T]) {
   const int blocks = (n + 31) / 32;  // blocks holding real inputs; padding beyond is zero
   int b = lane;
   for (; b + (kDepthInt4 - 1) * 32 < blocks; b += kDepthInt4 * 32) {
@@ -87,16 +88,15 @@ __device__ __forceinline__ void rows_dots_int4(const unsigned char* const (&q)[R
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int i = 0; i < kDepthInt4; ++i) {
-        const int k = (b + i * 32) * 32;
-        int4_block<T>(wv[r][i], __ldg(sc[r] + k / group), act, cnt, k, n, acc[r]);
+        const int blk = b + i * 32;
+        int4_block<T>(wv[r][i], __ldg(sc[r] + blk * 32 / group), act, cnt, blk, acc[r]);
       }
   }
   for (; b < blocks; b += 32) {
-    const int k = b * 32;
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      int4_block<T>(__ldcs(reinterpret_cast<const uint4*>(q[r] + int64_t(b) * 16)), __ldg(sc[r] + k / group), act,
-                    cnt, k, n, acc[r]);
+      int4_block<T>(__ldcs(reinterpret_cast<const uint4*>(q[r] + int64_t(b) * 16)), __ldg(sc[r] + b * 32 / group),
+                    act, cnt, b, acc[r]);
   }
 }
 
@@ -157,7 +157,13 @@ gateup_small_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   if (a.int4) {
     const unsigned char* const q[2] = {wrow(a, slot, 0, j), wrow(a, slot, 1, j)};
     const float* const sc[2] = {srow(a, slot, 0, j), srow(a, slot, 1, j)};
-    rows_dots_int4<T, 2>(q, sc, a.group, a.d, act, cnt, lane, acc);
+    QRow xq[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      const int64_t row = a.pair_token[off + (t < cnt ? t : 0)];
+      xq[t] = {a.xq + row * a.d_pad, a.xq_scale + row * (a.d_pad / 32), a.xq_sum + row * (a.d_pad / 32)};
+    }
+    rows_dots_int4<T, 2>(q, sc, a.group, a.d, xq, cnt, lane, acc);
   } else {
     const __nv_bfloat16* const rows[2] = {reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 0, j)),
                                           reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 1, j))};
@@ -190,7 +196,13 @@ down_small_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   if (a.int4) {
     const unsigned char* const q[1] = {wrow(a, slot, 2, c)};
     const float* const sc[1] = {srow(a, slot, 2, c)};
-    rows_dots_int4<T, 1>(q, sc, a.group, a.ff, act, cnt, lane, y);
+    QRow hq[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      const int64_t row = off + (t < cnt ? t : 0);
+      hq[t] = {a.hq + row * a.ff_pad, a.hq_scale + row * (a.ff_pad / 32), a.hq_sum + row * (a.ff_pad / 32)};
+    }
+    rows_dots_int4<T, 1>(q, sc, a.group, a.ff, hq, cnt, lane, y);
   } else {
     const __nv_bfloat16* const rows[1] = {reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 2, c))};
     rows_dots<T, 1>(rows, a.ff, act, cnt, lane, y);
@@ -205,11 +217,48 @@ down_small_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   }
 }
 
+// One warp per (row, block of 32 columns): q = round(v / s) with s = max|v| / 127, the block's
+// sum of q, zeros past `cols` (so padded blocks contribute nothing).
+__global__ void quantize_blocks_kernel(const float* __restrict__ src, int rows, int cols, int64_t src_stride,
+                                       const int32_t* __restrict__ row_of, int8_t* __restrict__ q,
+                                       float* __restrict__ scale, int* __restrict__ sum, int q_stride) {
+  const int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  const int blocks = q_stride / 32;
+  if (warp >= rows * blocks) return;
+  const int r = warp / blocks, b = warp % blocks, col = b * 32 + lane;
+  const int64_t src_row = row_of ? row_of[r] : r;
+  const float v = col < cols ? src[src_row * src_stride + col] : 0.0f;
+  float m = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  const float s = m > 0.0f ? m / 127.0f : 1.0f;
+  const int qi = __float2int_rn(v / s);
+  int total = qi;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+  q[int64_t(r) * q_stride + col] = int8_t(qi);
+  if (lane == 0) {
+    scale[int64_t(r) * blocks + b] = s;
+    sum[int64_t(r) * blocks + b] = total;
+  }
+}
+
+void quantize_blocks(const float* src, int rows, int cols, int64_t stride, int8_t* q, float* s, int* sum,
+                     int q_stride, cudaStream_t stream) {
+  const int warps = rows * (q_stride / 32);
+  if (warps == 0) return;
+  quantize_blocks_kernel<<<(warps + 7) / 8, 256, 0, stream>>>(src, rows, cols, stride, nullptr, q, s, sum, q_stride);
+  HMOE_CUDA_CHECK(cudaGetLastError());
+}
+
 template <int T>
 void launch_small(const ExpertArgs& a, const int32_t* runs, int n, cudaStream_t stream) {
   const dim3 block(kWarpsPerBlock * 32);
   gateup_small_kernel<T><<<dim3((a.ff + kWarpsPerBlock - 1) / kWarpsPerBlock, n), block, 0, stream>>>(a, runs);
   HMOE_CUDA_CHECK(cudaGetLastError());
+  // int4: h of every pair as int8 blocks for the down projection's dp4a.
+  if (a.int4) quantize_blocks(a.h, a.n_pairs, a.ff, a.ff, a.hq, a.hq_scale, a.hq_sum, a.ff_pad, stream);
   down_small_kernel<T><<<dim3((a.d + kWarpsPerBlock - 1) / kWarpsPerBlock, n), block, 0, stream>>>(a, runs);
   HMOE_CUDA_CHECK(cudaGetLastError());
 }
@@ -219,6 +268,8 @@ void launch_small(const ExpertArgs& a, const int32_t* runs, int n, cudaStream_t 
 void launch_expert_stream(const ExpertArgs& a, const int32_t* runs, int n_runs, int max_tokens,
                           cudaStream_t stream) {
   if (n_runs <= 0) return;
+  // int4: every token's x as int8 blocks for the gate/up projections' dp4a.
+  if (a.int4) quantize_blocks(a.x, a.n_tokens, a.d, a.d, a.xq, a.xq_scale, a.xq_sum, a.d_pad, stream);
   if (max_tokens <= 1) launch_small<1>(a, runs, n_runs, stream);
   else if (max_tokens <= 2) launch_small<2>(a, runs, n_runs, stream);
   else if (max_tokens <= 4) launch_small<4>(a, runs, n_runs, stream);

@@ -34,6 +34,14 @@ struct ExpertArgs {
   __nv_bfloat16* a_bf16;       // [n_pairs, d] scratch, tensor-core path (gathered x)
   __nv_bfloat16* h_bf16;       // [n_pairs, ff] scratch, tensor-core path
   float* out;                  // [n_tokens, d], zeroed before, accumulated with atomics
+  // int4 streaming path: activations quantized per block of 32 (padded widths d_pad, ff_pad).
+  int n_tokens, n_pairs, d_pad, ff_pad;
+  int8_t* xq;                  // [n_tokens, d_pad]
+  float* xq_scale;             // [n_tokens, d_pad / 32]
+  int* xq_sum;                 // [n_tokens, d_pad / 32]
+  int8_t* hq;                  // [n_pairs, ff_pad]
+  float* hq_scale;             // [n_pairs, ff_pad / 32]
+  int* hq_sum;                 // [n_pairs, ff_pad / 32]
 };
 
 // Streaming path (expert-ffn-stream.cu) over runs of at most kSmallRunTokens tokens, and the
