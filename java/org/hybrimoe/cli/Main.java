@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
       BenchSchedulerCommand.class,
       BenchCpuCommand.class,
       BenchGpuCommand.class,
+      LogitsCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {
