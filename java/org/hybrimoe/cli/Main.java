@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
       BenchCpuCommand.class,
       BenchGpuCommand.class,
       LogitsCommand.class,
+      MakeModelCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

@@ -7,7 +7,9 @@ import java.util.List;
 import java.util.Map;
 import org.hybrimoe.model.deepseek.DeepseekArchitecture;
 import org.hybrimoe.model.mixtral.MixtralArchitecture;
+import org.hybrimoe.model.olmoe.OlmoeArchitecture;
 import org.hybrimoe.model.qwen2moe.Qwen2MoeArchitecture;
+import org.hybrimoe.model.qwen3moe.Qwen3MoeArchitecture;
 import org.hybrimoe.nativeapi.Engine;
 
 /**
@@ -17,7 +19,12 @@ import org.hybrimoe.nativeapi.Engine;
  */
 public final class ModelRegistry {
   private static final List<Architecture> ARCHITECTURES =
-      List.of(new MixtralArchitecture(), new Qwen2MoeArchitecture(), new DeepseekArchitecture());
+      List.of(
+          new MixtralArchitecture(),
+          new Qwen2MoeArchitecture(),
+          new Qwen3MoeArchitecture(),
+          new OlmoeArchitecture(),
+          new DeepseekArchitecture());
 
   private static final Map<String, Architecture> BY_TYPE = new LinkedHashMap<>();
 

@@ -57,4 +57,39 @@ class LogitsCommandTest {
     assertNotEquals(0, cl.execute("logits", "--model", tmp.toString(), "--tokens", "1,2"));
     assertTrue(err.toString().contains("config.json"), err.toString());
   }
+
+  @Test
+  void makeModelWritesADirectoryThatLogitsRuns(@TempDir Path tmp) throws Exception {
+    Path dir = tmp.resolve("m");
+    CommandLine mk = Main.commandLine();
+    mk.setOut(new PrintWriter(new StringWriter()));
+    assertEquals(0, mk.execute("make-model", "--arch", "qwen3_moe", "--layers", "2", "--hidden", "32",
+        "--experts", "4", "--top-k", "2", "--vocab", "40", "--seed", "5", "--dtype", "bf16",
+        "--layout", "classic", "--shards", "2", "--out", dir.toString()));
+    assertTrue(Files.exists(dir.resolve("config.json")));
+    assertTrue(Files.exists(dir.resolve("model.safetensors.index.json")));
+    CommandLine cl = Main.commandLine();
+    StringWriter out = new StringWriter();
+    cl.setOut(new PrintWriter(out));
+    assertEquals(0, cl.execute("logits", "--model", dir.toString(), "--tokens", "1,2,3", "--json", "--threads", "1"));
+    JsonNode logits = new ObjectMapper().readTree(out.toString()).get("logits");
+    assertEquals(3, logits.size());
+    assertEquals(40, logits.get(2).size());
+    // Same seed, same model: deterministic output.
+    Path dir2 = tmp.resolve("m2");
+    assertEquals(0, mk.execute("make-model", "--arch", "qwen3_moe", "--layers", "2", "--hidden", "32",
+        "--experts", "4", "--top-k", "2", "--vocab", "40", "--seed", "5", "--dtype", "bf16",
+        "--layout", "classic", "--shards", "2", "--out", dir2.toString()));
+    assertEquals(-1L, Files.mismatch(dir.resolve("model-00001-of-00002.safetensors"),
+        dir2.resolve("model-00001-of-00002.safetensors")));
+  }
+
+  @Test
+  void makeModelRejectsAnUnknownArchitecture(@TempDir Path tmp) {
+    CommandLine cl = Main.commandLine();
+    StringWriter err = new StringWriter();
+    cl.setErr(new PrintWriter(err));
+    assertNotEquals(0, cl.execute("make-model", "--arch", "gpt2", "--out", tmp.toString()));
+    assertTrue(err.toString().contains("arch must be one of"), err.toString());
+  }
 }
