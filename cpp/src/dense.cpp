@@ -1,10 +1,13 @@
 // Dense transformer operations on the CPU (dense.h): linear, RMSNorm, RoPE, KV-cached attention.
 //
-// Parallelism: linear splits the output rows into chunks (each weight row is widened to f32 once
-// per chunk and reused for every token, so weights are read once per call); attention runs one
-// task per (token, query head). Both use the engine's pool under its run mutex, like the MoE
-// operator. The kernels are plain C++ the compiler vectorizes; the MoE experts, not these, carry
-// most of the bytes of an MoE model.
+// Parallelism: linear splits the output rows into chunks, each running over every token so that
+// weights are read once per call; attention runs one task per (token, query head). Both use the
+// engine's pool under its run mutex, like the MoE operator.
+//
+// Linear kernels: f32 and bf16 weights go through the expert engine's row kernels (AVX-512 or
+// AVX2+FMA with f32 activations, bf16 widened exactly: the same arithmetic as f32 weights) when
+// the selected kernel variant has them; f16 weights, and the scalar variant, widen each row once
+// per chunk and use a plain dot product.
 #include "hybrimoe/dense.h"
 
 #include <algorithm>
@@ -15,7 +18,9 @@
 #include <mutex>
 #include <vector>
 
+#include "cpu/moe_kernels.hpp"
 #include "internal/bf16.hpp"
+#include "internal/cpu.hpp"
 #include "internal/engine.hpp"
 #include "internal/status.hpp"
 
@@ -83,6 +88,25 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+using RowKernel = void (*)(const hmoe::cpu::MatView&, int64_t, int64_t, const hmoe::cpu::ActView&, int,
+                          float*, int64_t);
+
+// The vector row kernel for f32/bf16 weights under the current variant, or null (scalar path).
+RowKernel vector_kernel(int32_t w_dtype) {
+  if (w_dtype != HMOE_DTYPE_F32 && w_dtype != HMOE_DTYPE_BF16) return nullptr;
+  const int v = hmoe::kernel_variant();
+  const uint32_t f = hmoe::cpu_features();
+#ifdef HMOE_HAVE_AVX512
+  if (v == HMOE_KERNEL_AVX512 && (f & HMOE_CPU_AVX512F)) return &hmoe::cpu::matmul_avx512;
+#endif
+#ifdef HMOE_HAVE_AVX2
+  if (v >= HMOE_KERNEL_AVX2 && (f & HMOE_CPU_AVX2)) return &hmoe::cpu::matmul_avx2;
+#endif
+  (void)v;
+  (void)f;
+  return nullptr;
+}
+
 void run_on(hmoe_engine_t* engine, int64_t tasks, const std::function<void(int64_t)>& fn) {
   std::lock_guard<std::mutex> lock(engine->run_mu);
   engine->pool->parallel_for(tasks, fn);
@@ -119,8 +143,27 @@ int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t 
     if (w_dtype != HMOE_DTYPE_F32 && w_dtype != HMOE_DTYPE_BF16 && w_dtype != HMOE_DTYPE_F16)
       hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "w_dtype must be HMOE_DTYPE_F32, _BF16 or _F16, got %d", w_dtype);
     if (n == 0) return;
+    if (n > INT32_MAX) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "n must fit in int32, got %lld", (long long)n);
     // Rows per task: enough tasks to balance, few enough that widening a row is amortized.
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(64, out / (4 * engine->threads)));
+    if (RowKernel kernel = vector_kernel(w_dtype)) {
+      // Activations as the row kernels read them: [n, ld] f32, zero-padded to a multiple of 128.
+      const int64_t ld = (in + 127) / 128 * 128;
+      std::vector<float> xp(static_cast<size_t>(n * ld), 0.0f);
+      for (int64_t t = 0; t < n; ++t) std::memcpy(xp.data() + t * ld, x + t * in, size_t(in) * 4);
+      const int64_t es = w_dtype == HMOE_DTYPE_F32 ? 4 : 2;
+      const hmoe::cpu::MatView m{w, nullptr, out, in, in * es, 0,
+                                 w_dtype == HMOE_DTYPE_F32 ? HMOE_FORMAT_F32 : HMOE_FORMAT_BF16, 0};
+      const hmoe::cpu::ActView a{xp.data(), nullptr, nullptr, nullptr, ld};
+      run_on(engine, (out + rows - 1) / rows, [&](int64_t c) {
+        const int64_t r0 = c * rows, r1 = std::min(out, r0 + rows);
+        kernel(m, r0, r1, a, int(n), y + r0, out);  // y[t, r] for r in [r0, r1)
+        if (bias != nullptr)
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = r0; r < r1; ++r) y[t * out + r] += bias[r];
+      });
+      return;
+    }
     run_on(engine, (out + rows - 1) / rows, [&](int64_t c) {
       std::vector<float> wr(static_cast<size_t>(in));
       const int64_t r1 = std::min(out, (c + 1) * rows);

@@ -1,5 +1,5 @@
 // Dense operations (dense.h) against straightforward double-precision references: linear with
-// f32/bf16/f16 weights and bias, RMSNorm (in place), both RoPE pairings at offsets, and GQA
+// f32/bf16/f16 weights and bias under each kernel variant the CPU has, RMSNorm (in place), both RoPE pairings at offsets, and GQA
 // attention appended over two calls (prefill then decode) equal to one full causal pass.
 #include <cmath>
 #include <cstdint>
@@ -178,7 +178,18 @@ int main() {
   hmoe_engine_t* eng = nullptr;
   CHECK_OK(hmoe_engine_create(3, &eng));
   if (eng == nullptr) return 1;
-  test_linear(eng);
+  // Linear under every kernel variant this CPU has (vector row kernels and the scalar path).
+  int tested = 0;
+  for (int v = HMOE_KERNEL_SCALAR; v <= HMOE_KERNEL_AVX512; ++v) {
+    if (hmoe_kernel_variant_force(v) != HMOE_OK) {
+      std::printf("variant %d skipped: %s\n", v, hmoe_last_error());
+      continue;
+    }
+    test_linear(eng);
+    ++tested;
+  }
+  hmoe_kernel_variant_force(-1);
+  CHECK(tested >= 1);
   test_rmsnorm();
   test_rope();
   test_attention(eng);
