@@ -5,7 +5,9 @@ import java.nio.IntBuffer;
 import java.util.Map;
 import java.util.TreeMap;
 import org.hybrimoe.expert.CpuMoe;
+import org.hybrimoe.expert.ExpertFormat;
 import org.hybrimoe.expert.ExpertLayer;
+import org.hybrimoe.expert.ExpertLayerWeights;
 import org.hybrimoe.nativeapi.Engine;
 
 /**
@@ -20,6 +22,27 @@ public final class CpuMoeExecutor implements MoeLayerExecutor {
   /** An executor on a caller-owned engine, with no layers yet. */
   public CpuMoeExecutor(Engine engine) {
     this.moe = CpuMoe.on(engine);
+  }
+
+  /**
+   * The {@link MoeExecutorFactory} of the CPU engine: every layer borrowed in place, or converted
+   * by the engine to options.expertFormat() when that differs from the checkpoint's.
+   */
+  public static CpuMoeExecutor create(Engine engine, Map<Integer, ExpertLayerWeights> layers, LoadOptions options) {
+    CpuMoeExecutor ex = new CpuMoeExecutor(engine);
+    try {
+      ExpertFormat target = options.expertFormat();
+      for (Map.Entry<Integer, ExpertLayerWeights> e : layers.entrySet()) {
+        ExpertLayerWeights w = e.getValue();
+        ex.add(e.getKey(), target == null || target == w.format()
+            ? ExpertLayer.borrow(w)
+            : ExpertLayer.quantize(engine, target, options.groupSize(), w));
+      }
+      return ex;
+    } catch (RuntimeException e) {
+      ex.close();
+      throw e;
+    }
   }
 
   /** Adds (and takes ownership of) decoder layer {@code layer}'s experts. */

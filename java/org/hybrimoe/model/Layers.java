@@ -5,7 +5,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import org.hybrimoe.expert.ExpertFormat;
-import org.hybrimoe.expert.ExpertLayer;
+import java.util.Collections;
+import java.util.Map;
 import org.hybrimoe.expert.ExpertLayerWeights;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.ops.DenseOps.WeightType;
@@ -19,17 +20,15 @@ public final class Layers {
   private Layers() {}
 
   /**
-   * Loads one MoE layer's routed experts into the executor. Packed layout:
+   * Describes one MoE layer's routed experts where they lie in the checkpoint. Packed layout:
    * {@code <packed>gate_up_proj} [E, 2ff, d] (gate rows first) and {@code <packed>down_proj}
    * [E, d, ff]; classic: {@code <classic><e>.<names[0|1|2]>.weight} for gate [ff, d], up [ff, d],
    * down [d, ff]. F32 and BF16 experts are borrowed in place; F16 experts are widened to f32
-   * copies (the engine has no f16 expert kernels). With options.expertFormat set they are
-   * converted by the engine into memory the layer owns.
+   * copies (the engine has no f16 expert kernels).
    */
-  public static void experts(
-      ModelWeights w, CpuMoeExecutor exec, Engine engine, LoadOptions options, int layer,
-      String packed, String classic, String[] names, int nExperts, int d, int ff, String why)
-      throws IOException {
+  public static ExpertLayerWeights experts(
+      ModelWeights w, int layer, String packed, String classic, String[] names, int nExperts, int d,
+      int ff, String why) throws IOException {
     ExpertLayerWeights desc;
     WeightType type;
     if (w.has(packed + "gate_up_proj")) {
@@ -71,12 +70,13 @@ public final class Layers {
                 + "." + names[0] + ".weight' exists but " + why + " says " + nExperts + " experts");
       }
     }
-    ExpertFormat target = options.expertFormat();
-    ExpertLayer el =
-        target == null || target == desc.format()
-            ? ExpertLayer.borrow(desc)
-            : ExpertLayer.quantize(engine, target, options.groupSize(), desc);
-    exec.add(layer, el);
+    return desc;
+  }
+
+  /** The model's MoE executor over the described expert layers (options' factory, else CPU). */
+  public static MoeLayerExecutor executor(
+      Engine engine, Map<Integer, ExpertLayerWeights> experts, LoadOptions options) {
+    return options.executorFactory().create(engine, Collections.unmodifiableMap(experts), options);
   }
 
   /** The embedding table [vocab, d]. */

@@ -5,9 +5,11 @@ import java.io.IOException;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.hybrimoe.expert.ExpertLayerWeights;
 import org.hybrimoe.model.Architecture;
 import org.hybrimoe.model.CausalLm;
-import org.hybrimoe.model.CpuMoeExecutor;
 import org.hybrimoe.model.DecoderLayer;
 import org.hybrimoe.model.FeedForward;
 import org.hybrimoe.model.Layers;
@@ -17,6 +19,7 @@ import org.hybrimoe.model.MlaAttention;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelFormatException;
 import org.hybrimoe.model.ModelWeights;
+import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.MoeBlock;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.model.Yarn;
@@ -73,57 +76,56 @@ public final class DeepseekArchitecture implements Architecture {
     float ropeScale = yarn == null ? 1f : yarn.ropeScale();
 
     WeightType embType = Layers.embedding(w, vocab, d);
-    CpuMoeExecutor exec = new CpuMoeExecutor(engine);
-    try {
-      List<DecoderLayer> layers = new ArrayList<>();
-      String aw = "hidden_size, num_attention_heads, q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim";
-      for (int l = 0; l < nLayers; l++) {
-        String p = "model.layers." + l + ".";
-        String s = p + "self_attn.";
-        int qk = heads * (nope + rope);
-        Linear qProj = null;
-        Linear qA = null;
-        Linear qB = null;
-        FloatBuffer qANorm = null;
-        if (qRank == 0) {
-          qProj = w.linear(s + "q_proj.weight", null, qk, d, aw);
-        } else {
-          qA = w.linear(s + "q_a_proj.weight", bias ? s + "q_a_proj.bias" : null, qRank, d, aw);
-          qANorm = w.vector(s + "q_a_layernorm.weight", qRank, "q_lora_rank");
-          qB = w.linear(s + "q_b_proj.weight", null, qk, qRank, aw);
-        }
-        Linear kvA = w.linear(s + "kv_a_proj_with_mqa.weight", bias ? s + "kv_a_proj_with_mqa.bias" : null, rank + rope, d, aw);
-        FloatBuffer kvANorm = w.vector(s + "kv_a_layernorm.weight", rank, "kv_lora_rank");
-        Linear kvB = w.linear(s + "kv_b_proj.weight", null, heads * (nope + vd), rank, aw);
-        Linear o = w.linear(s + "o_proj.weight", bias ? s + "o_proj.bias" : null, d, heads * vd, aw);
-        MlaAttention att = new MlaAttention(qProj, qA, qANorm, qB, kvA, kvANorm, kvB, o, heads, nope, rope, vd, rank,
-            invFreq, ropeScale, (float) softmaxScale);
+    Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
+    List<DecoderLayer> layers = new ArrayList<>();
+    String aw = "hidden_size, num_attention_heads, q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim";
+    for (int l = 0; l < nLayers; l++) {
+      String p = "model.layers." + l + ".";
+      String s = p + "self_attn.";
+      int qk = heads * (nope + rope);
+      Linear qProj = null;
+      Linear qA = null;
+      Linear qB = null;
+      FloatBuffer qANorm = null;
+      if (qRank == 0) {
+        qProj = w.linear(s + "q_proj.weight", null, qk, d, aw);
+      } else {
+        qA = w.linear(s + "q_a_proj.weight", bias ? s + "q_a_proj.bias" : null, qRank, d, aw);
+        qANorm = w.vector(s + "q_a_layernorm.weight", qRank, "q_lora_rank");
+        qB = w.linear(s + "q_b_proj.weight", null, qk, qRank, aw);
+      }
+      Linear kvA = w.linear(s + "kv_a_proj_with_mqa.weight", bias ? s + "kv_a_proj_with_mqa.bias" : null, rank + rope, d, aw);
+      FloatBuffer kvANorm = w.vector(s + "kv_a_layernorm.weight", rank, "kv_lora_rank");
+      Linear kvB = w.linear(s + "kv_b_proj.weight", null, heads * (nope + vd), rank, aw);
+      Linear o = w.linear(s + "o_proj.weight", bias ? s + "o_proj.bias" : null, d, heads * vd, aw);
+      MlaAttention att = new MlaAttention(qProj, qA, qANorm, qB, kvA, kvANorm, kvB, o, heads, nope, rope, vd, rank,
+          invFreq, ropeScale, (float) softmaxScale);
 
-        FeedForward ffn;
-        if (experts > 0 && l >= firstDense && l % freq == 0) {
-          ffn = moe(cfg, w, exec, engine, options, l, p, d, experts, v3);
-        } else {
-          ffn = Layers.mlp(w, p + "mlp.", d, cfg.requirePositiveInt("intermediate_size"), "intermediate_size");
-        }
-        layers.add(new DecoderLayer(
-            Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
-            Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), ffn));
+      FeedForward ffn;
+      if (experts > 0 && l >= firstDense && l % freq == 0) {
+        ffn = moe(cfg, w, expertWeights, l, p, d, experts, v3);
+      } else {
+        ffn = Layers.mlp(w, p + "mlp.", d, cfg.requirePositiveInt("intermediate_size"), "intermediate_size");
       }
-      if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-        throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
-      }
-      return new CausalLm(
-          cfg.modelType(), engine, ownsEngine, w, exec, w.bytes("model.embed_tokens.weight"), embType, layers,
-          Layers.norm(w, "model.norm.weight", d, "hidden_size"), Layers.lmHead(w, cfg, vocab, d), eps,
-          cfg.intOr("max_position_embeddings", 4096));
-    } catch (IOException | RuntimeException e) {
-      exec.close();
-      throw e;
+      layers.add(new DecoderLayer(
+          Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
+          Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), ffn));
     }
+    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
+      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
+    }
+    java.nio.ByteBuffer emb = w.bytes("model.embed_tokens.weight");
+    java.nio.FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
+    org.hybrimoe.model.Linear head = Layers.lmHead(w, cfg, vocab, d);
+    // Last, so that nothing after it can fail and leave its native layers unreleased.
+    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
+    return new CausalLm(
+        cfg.modelType(), engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
+        cfg.intOr("max_position_embeddings", 4096));
   }
 
   private static MoeBlock moe(
-      ModelConfig cfg, ModelWeights w, CpuMoeExecutor exec, Engine engine, LoadOptions options, int l,
+      ModelConfig cfg, ModelWeights w, Map<Integer, ExpertLayerWeights> expertWeights, int l,
       String p, int d, int experts, boolean v3) throws IOException {
     int topK = cfg.requirePositiveInt("num_experts_per_tok");
     if (topK > experts) {
@@ -131,8 +133,8 @@ public final class DeepseekArchitecture implements Architecture {
     }
     int ff = cfg.requirePositiveInt("moe_intermediate_size");
     String why = "hidden_size, moe_intermediate_size, n_routed_experts";
-    Layers.experts(w, exec, engine, options, l, p + "mlp.experts.", p + "mlp.experts.",
-        new String[] {"gate_proj", "up_proj", "down_proj"}, experts, d, ff, why);
+    expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "mlp.experts.",
+        new String[] {"gate_proj", "up_proj", "down_proj"}, experts, d, ff, why));
     String scoring = cfg.stringOr("scoring_func", v3 ? "sigmoid" : "softmax");
     Router.Scoring sc = switch (scoring) {
       case "softmax" -> Router.Scoring.SOFTMAX;

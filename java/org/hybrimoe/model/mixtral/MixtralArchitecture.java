@@ -3,15 +3,18 @@ package org.hybrimoe.model.mixtral;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.hybrimoe.expert.ExpertLayerWeights;
 import org.hybrimoe.model.Architecture;
 import org.hybrimoe.model.CausalLm;
-import org.hybrimoe.model.CpuMoeExecutor;
 import org.hybrimoe.model.DecoderLayer;
 import org.hybrimoe.model.GqaAttention;
 import org.hybrimoe.model.Layers;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
+import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.MoeBlock;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
@@ -46,35 +49,34 @@ public final class MixtralArchitecture implements Architecture {
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-5);
     double theta = cfg.positiveDoubleOr("rope_theta", 1e6);
     WeightType embType = Layers.embedding(w, vocab, d);
-    CpuMoeExecutor exec = new CpuMoeExecutor(engine);
-    try {
-      List<DecoderLayer> layers = new ArrayList<>();
-      String why = "hidden_size, intermediate_size, num_local_experts";
-      for (int l = 0; l < nLayers; l++) {
-        String p = "model.layers." + l + ".";
-        GqaAttention att =
-            Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(), false,
-                GqaAttention.QkNorm.NONE, eps, theta);
-        boolean packed = w.has(p + "mlp.experts.gate_up_proj");
-        String routerName = packed ? p + "mlp.gate.weight" : p + "block_sparse_moe.gate.weight";
-        Layers.experts(w, exec, engine, options, l, p + "mlp.experts.", p + "block_sparse_moe.experts.",
-            new String[] {"w1", "w3", "w2"}, experts, d, ff, why);
-        MoeBlock moe =
-            new MoeBlock(w.linear(routerName, null, experts, d, why), Router.softmax(experts, topK, true), null, null);
-        layers.add(new DecoderLayer(
-            Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
-            Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), moe));
-      }
-      if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-        throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
-      }
-      return new CausalLm(
-          "mixtral", engine, ownsEngine, w, exec, w.bytes("model.embed_tokens.weight"), embType, layers,
-          Layers.norm(w, "model.norm.weight", d, "hidden_size"), Layers.lmHead(w, cfg, vocab, d), eps,
-          cfg.intOr("max_position_embeddings", 4096));
-    } catch (IOException | RuntimeException e) {
-      exec.close();
-      throw e;
+    Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
+    List<DecoderLayer> layers = new ArrayList<>();
+    String why = "hidden_size, intermediate_size, num_local_experts";
+    for (int l = 0; l < nLayers; l++) {
+      String p = "model.layers." + l + ".";
+      GqaAttention att =
+          Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(), false,
+              GqaAttention.QkNorm.NONE, eps, theta);
+      boolean packed = w.has(p + "mlp.experts.gate_up_proj");
+      String routerName = packed ? p + "mlp.gate.weight" : p + "block_sparse_moe.gate.weight";
+      expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "block_sparse_moe.experts.",
+          new String[] {"w1", "w3", "w2"}, experts, d, ff, why));
+      MoeBlock moe =
+          new MoeBlock(w.linear(routerName, null, experts, d, why), Router.softmax(experts, topK, true), null, null);
+      layers.add(new DecoderLayer(
+          Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
+          Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), moe));
     }
+    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
+      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
+    }
+    java.nio.ByteBuffer emb = w.bytes("model.embed_tokens.weight");
+    java.nio.FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
+    org.hybrimoe.model.Linear head = Layers.lmHead(w, cfg, vocab, d);
+    // Last, so that nothing after it can fail and leave its native layers unreleased.
+    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
+    return new CausalLm(
+        "mixtral", engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
+        cfg.intOr("max_position_embeddings", 4096));
   }
 }

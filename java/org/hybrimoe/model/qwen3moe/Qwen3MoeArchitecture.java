@@ -3,9 +3,11 @@ package org.hybrimoe.model.qwen3moe;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.hybrimoe.expert.ExpertLayerWeights;
 import org.hybrimoe.model.Architecture;
 import org.hybrimoe.model.CausalLm;
-import org.hybrimoe.model.CpuMoeExecutor;
 import org.hybrimoe.model.DecoderLayer;
 import org.hybrimoe.model.FeedForward;
 import org.hybrimoe.model.GqaAttention;
@@ -13,6 +15,7 @@ import org.hybrimoe.model.Layers;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
+import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.MoeBlock;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
@@ -57,38 +60,37 @@ public final class Qwen3MoeArchitecture implements Architecture {
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-6);
     double theta = cfg.positiveDoubleOr("rope_theta", 1e6);
     WeightType embType = Layers.embedding(w, vocab, d);
-    CpuMoeExecutor exec = new CpuMoeExecutor(engine);
-    try {
-      List<DecoderLayer> layers = new ArrayList<>();
-      String why = "hidden_size, moe_intermediate_size, num_experts";
-      for (int l = 0; l < nLayers; l++) {
-        String p = "model.layers." + l + ".";
-        GqaAttention att =
-            Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(), bias,
-                GqaAttention.QkNorm.PER_HEAD, eps, theta);
-        FeedForward ffn;
-        if (!mlpOnly.contains(l) && (l + 1) % step == 0) {
-          Layers.experts(w, exec, engine, options, l, p + "mlp.experts.", p + "mlp.experts.",
-              new String[] {"gate_proj", "up_proj", "down_proj"}, experts, d, moeFf, why);
-          String router = w.has(p + "mlp.router.weight") ? p + "mlp.router.weight" : p + "mlp.gate.weight";
-          ffn = new MoeBlock(w.linear(router, null, experts, d, why), Router.softmax(experts, topK, norm), null, null);
-        } else {
-          ffn = Layers.mlp(w, p + "mlp.", d, cfg.requirePositiveInt("intermediate_size"), "intermediate_size");
-        }
-        layers.add(new DecoderLayer(
-            Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
-            Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), ffn));
+    Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
+    List<DecoderLayer> layers = new ArrayList<>();
+    String why = "hidden_size, moe_intermediate_size, num_experts";
+    for (int l = 0; l < nLayers; l++) {
+      String p = "model.layers." + l + ".";
+      GqaAttention att =
+          Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(), bias,
+              GqaAttention.QkNorm.PER_HEAD, eps, theta);
+      FeedForward ffn;
+      if (!mlpOnly.contains(l) && (l + 1) % step == 0) {
+        expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "mlp.experts.",
+            new String[] {"gate_proj", "up_proj", "down_proj"}, experts, d, moeFf, why));
+        String router = w.has(p + "mlp.router.weight") ? p + "mlp.router.weight" : p + "mlp.gate.weight";
+        ffn = new MoeBlock(w.linear(router, null, experts, d, why), Router.softmax(experts, topK, norm), null, null);
+      } else {
+        ffn = Layers.mlp(w, p + "mlp.", d, cfg.requirePositiveInt("intermediate_size"), "intermediate_size");
       }
-      if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-        throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
-      }
-      return new CausalLm(
-          "qwen3_moe", engine, ownsEngine, w, exec, w.bytes("model.embed_tokens.weight"), embType, layers,
-          Layers.norm(w, "model.norm.weight", d, "hidden_size"), Layers.lmHead(w, cfg, vocab, d), eps,
-          cfg.intOr("max_position_embeddings", 4096));
-    } catch (IOException | RuntimeException e) {
-      exec.close();
-      throw e;
+      layers.add(new DecoderLayer(
+          Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
+          Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), ffn));
     }
+    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
+      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
+    }
+    java.nio.ByteBuffer emb = w.bytes("model.embed_tokens.weight");
+    java.nio.FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
+    org.hybrimoe.model.Linear head = Layers.lmHead(w, cfg, vocab, d);
+    // Last, so that nothing after it can fail and leave its native layers unreleased.
+    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
+    return new CausalLm(
+        "qwen3_moe", engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
+        cfg.intOr("max_position_embeddings", 4096));
   }
 }

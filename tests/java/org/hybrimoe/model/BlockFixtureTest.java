@@ -38,9 +38,9 @@ class BlockFixtureTest {
     boolean norm = mixtral || (!ds && j.get("norm_topk_prob").asBoolean());
     try (Engine engine = Engine.create(2);
         ModelWeights w = ModelWeights.single(dir.resolve(name + ".safetensors"));
-        CpuMoeExecutor exec = new CpuMoeExecutor(engine)) {
-      Layers.experts(w, exec, engine, LoadOptions.defaults(), 0, p + "experts.", p + "experts.",
-          new String[] {"gate_proj", "up_proj", "down_proj"}, e, d, ff, name);
+        MoeLayerExecutor exec = Layers.executor(engine, java.util.Map.of(0, Layers.experts(w, 0, p + "experts.",
+            p + "experts.", new String[] {"gate_proj", "up_proj", "down_proj"}, e, d, ff, name)),
+            LoadOptions.defaults())) {
       String router = w.has(p + "gate.weight") ? p + "gate.weight" : p + "router.weight";
       DenseMlp shared = null;
       Linear sharedGate = null;
