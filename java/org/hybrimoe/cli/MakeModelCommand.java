@@ -16,7 +16,7 @@ import picocli.CommandLine.Spec;
 final class MakeModelCommand implements Callable<Integer> {
   @Spec picocli.CommandLine.Model.CommandSpec spec;
 
-  @Option(names = "--arch", required = true, description = "mixtral, qwen2_moe, qwen3_moe, olmoe or deepseek_v2.")
+  @Option(names = "--arch", required = true, description = "mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2 or deepseek_v3.")
   String arch;
 
   @Option(names = "--out", required = true, description = "Output directory.")

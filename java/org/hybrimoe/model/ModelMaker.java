@@ -22,7 +22,7 @@ import org.hybrimoe.weights.SafetensorsWriter;
  */
 public final class ModelMaker {
   /** Architectures make-model writes. */
-  public static final List<String> ARCHITECTURES = List.of("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2");
+  public static final List<String> ARCHITECTURES = List.of("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3");
 
   /**
    * What to write. expertFf is the routed experts' intermediate size; sharedFf the shared
@@ -39,7 +39,7 @@ public final class ModelMaker {
     /** Small defaults for an architecture: 2 layers, hidden 64, 8 experts, top-2. */
     public static Spec defaults(String arch) {
       return new Spec(arch, 2, 64, 8, 2, 32, 4, 2, 96, 48, 96, arch.equals("mixtral") || arch.equals("olmoe") ? 0 : 1,
-          16, 0, 8, 8, 8, 1, 1.5, arch.equals("qwen3_moe"), false, 1, "F32", true, 1);
+          16, 0, 8, 8, 8, 1, 1.5, arch.equals("qwen3_moe") || arch.equals("deepseek_v3"), false, 1, "F32", true, 1);
     }
   }
 
@@ -63,7 +63,7 @@ public final class ModelMaker {
     Map<String, Object[]> tensors = new LinkedHashMap<>(); // name -> {float[], long[] shape}
     int d = s.hidden();
     int hd = d / s.heads();
-    boolean ds = s.arch().equals("deepseek_v2");
+    boolean ds = s.arch().startsWith("deepseek");
     put(tensors, "model.embed_tokens.weight", uniform(rnd, s.vocab() * d, 1.0), s.vocab(), d);
     for (int l = 0; l < s.layers(); l++) {
       String p = "model.layers." + l + ".";
@@ -111,6 +111,9 @@ public final class ModelMaker {
       if (s.arch().equals("qwen2_moe") && s.sharedFf() > 0) {
         mlp(tensors, rnd, p + "mlp.shared_expert.", d, s.sharedFf());
         linear(tensors, rnd, p + "mlp.shared_expert_gate.weight", 1, d);
+      }
+      if (s.arch().equals("deepseek_v3")) { // bias large enough to change choices
+        put(tensors, p + "mlp.gate.e_score_correction_bias", uniform(rnd, s.experts(), 0.5), s.experts());
       }
       if (ds && s.nShared() > 0) {
         mlp(tensors, rnd, p + "mlp.shared_experts.", d, s.expertFf() * s.nShared());
@@ -247,7 +250,7 @@ public final class ModelMaker {
         c.put("norm_topk_prob", s.normTopk());
         c.put("rope_theta", 10000.0);
       }
-      default -> { // deepseek_v2
+      default -> { // deepseek_v2, deepseek_v3
         c.put("intermediate_size", s.denseFf());
         c.put("moe_intermediate_size", s.expertFf());
         c.put("n_routed_experts", s.experts());
@@ -265,8 +268,15 @@ public final class ModelMaker {
         c.put("v_head_dim", s.vDim());
         c.put("norm_topk_prob", s.normTopk());
         c.put("routed_scaling_factor", s.routedScale());
-        c.put("scoring_func", "softmax");
-        c.put("topk_method", "greedy");
+        if (s.arch().equals("deepseek_v3")) { // sigmoid scores, noaux_tc over 2 groups
+          c.put("scoring_func", "sigmoid");
+          c.put("topk_method", "noaux_tc");
+          c.put("n_group", 2);
+          c.put("topk_group", 1);
+        } else {
+          c.put("scoring_func", "softmax");
+          c.put("topk_method", "greedy");
+        }
         c.put("rope_theta", 10000.0);
         if (s.yarn()) {
           ObjectNode y = c.putObject("rope_scaling");

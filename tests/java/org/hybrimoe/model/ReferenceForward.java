@@ -15,7 +15,8 @@ import org.hybrimoe.weights.SafetensorsFile;
  * An independent float64 forward pass in plain Java (no native code, none of the runtime's
  * classes): reads config.json and the safetensors of a model directory and recomputes every
  * position from scratch (no KV cache), following ../shared/docs/MODELS.md. For mixtral,
- * qwen2_moe, qwen3_moe, olmoe and deepseek_v2 (greedy softmax routing, optional YaRN).
+ * qwen2_moe, qwen3_moe, olmoe, deepseek_v2 (greedy softmax routing, optional YaRN) and
+ * deepseek_v3 (sigmoid, noaux_tc group-limited routing with the correction bias).
  */
 final class ReferenceForward {
   private final JsonNode c;
@@ -96,7 +97,7 @@ final class ReferenceForward {
       for (int p = 0; p < n; p++) {
         x[p] = rms(h[p], t(pre + "input_layernorm.weight"), eps);
       }
-      double[][] a = type.equals("deepseek_v2") ? mla(x, pre + "self_attn.") : gqa(x, pre + "self_attn.");
+      double[][] a = type.startsWith("deepseek") ? mla(x, pre + "self_attn.") : gqa(x, pre + "self_attn.");
       for (int p = 0; p < n; p++) {
         for (int j = 0; j < d; j++) {
           h[p][j] += a[p][j];
@@ -314,12 +315,15 @@ final class ReferenceForward {
       return swiglu(x, t(p + "mlp.gate_proj.weight"), t(p + "mlp.up_proj.weight"), t(p + "mlp.down_proj.weight"), ff);
     }
     boolean mixtral = type.equals("mixtral");
-    boolean ds = type.equals("deepseek_v2");
+    boolean ds = type.startsWith("deepseek");
     int e = mixtral ? c.get("num_local_experts").asInt() : ds ? c.get("n_routed_experts").asInt() : c.get("num_experts").asInt();
     int k = c.get("num_experts_per_tok").asInt();
     int ff = mixtral || type.equals("olmoe") ? c.get("intermediate_size").asInt() : c.get("moe_intermediate_size").asInt();
     boolean classicMixtral = w.containsKey(p + "block_sparse_moe.gate.weight");
     double[] logits = lin(x, t(classicMixtral ? p + "block_sparse_moe.gate.weight" : p + "mlp.gate.weight"), e, null);
+    if (type.equals("deepseek_v3")) {
+      return v3Moe(x, p, logits, e, k, ff);
+    }
     double mx = Double.NEGATIVE_INFINITY;
     for (double v : logits) {
       mx = Math.max(mx, v);
@@ -373,6 +377,65 @@ final class ReferenceForward {
       for (int q = 0; q < d; q++) {
         out[q] += y[q];
       }
+    }
+    return out;
+  }
+
+  // DeepSeek-V3 routing as its modelling code: sigmoid scores; the choice on scores + bias, groups
+  // ranked by the sum of their two best biased scores, topk_group groups kept; weights the
+  // unbiased scores, renormalised (+1e-20) if norm_topk_prob, times routed_scaling_factor.
+  private double[] v3Moe(double[] x, String p, double[] logits, int e, int k, int ff) {
+    double[] sc = new double[e];
+    double[] choice = new double[e];
+    double[] bias = t(p + "mlp.gate.e_score_correction_bias");
+    for (int j = 0; j < e; j++) {
+      sc[j] = 1 / (1 + Math.exp(-logits[j]));
+      choice[j] = sc[j] + bias[j];
+    }
+    int groups = c.get("n_group").asInt();
+    int keep = c.get("topk_group").asInt();
+    int per = e / groups;
+    Integer[] order = new Integer[groups];
+    double[] gs = new double[groups];
+    for (int g = 0; g < groups; g++) {
+      double[] part = java.util.Arrays.copyOfRange(choice, g * per, (g + 1) * per);
+      java.util.Arrays.sort(part);
+      gs[g] = part[per - 1] + (per > 1 ? part[per - 2] : 0);
+      order[g] = g;
+    }
+    java.util.Arrays.sort(order, (a, b) -> Double.compare(gs[b], gs[a]));
+    double[] masked = new double[e];
+    java.util.Arrays.fill(masked, Double.NEGATIVE_INFINITY);
+    for (int g = 0; g < keep; g++) {
+      for (int j = order[g] * per; j < (order[g] + 1) * per; j++) {
+        masked[j] = choice[j];
+      }
+    }
+    Integer[] idx = new Integer[e];
+    for (int j = 0; j < e; j++) {
+      idx[j] = j;
+    }
+    java.util.Arrays.sort(idx, (a, b) -> Double.compare(masked[b], masked[a]));
+    double sum = 0;
+    for (int j = 0; j < k; j++) {
+      sum += sc[idx[j]];
+    }
+    boolean norm = c.get("norm_topk_prob").asBoolean();
+    double scale = c.get("routed_scaling_factor").asDouble();
+    double[] out = new double[d];
+    for (int j = 0; j < k; j++) {
+      double wt = (norm ? sc[idx[j]] / (sum + 1e-20) : sc[idx[j]]) * scale;
+      double[][] g = expert(p, idx[j], e, ff);
+      double[] y = swiglu(x, g[0], g[1], g[2], ff);
+      for (int q = 0; q < d; q++) {
+        out[q] += wt * y[q];
+      }
+    }
+    int sf = ff * c.get("n_shared_experts").asInt();
+    double[] y = swiglu(x, t(p + "mlp.shared_experts.gate_proj.weight"), t(p + "mlp.shared_experts.up_proj.weight"),
+        t(p + "mlp.shared_experts.down_proj.weight"), sf);
+    for (int q = 0; q < d; q++) {
+      out[q] += y[q];
     }
     return out;
   }
