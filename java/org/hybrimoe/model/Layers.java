@@ -79,6 +79,11 @@ public final class Layers {
     return options.executorFactory().create(engine, Collections.unmodifiableMap(experts), options);
   }
 
+  /** theta^(-2i/dim) for i < dim/2, in f32 as HF computes RoPE frequencies. */
+  public static float[] ropeInvFreq(double theta, int dim) {
+    return Act.ropeInvFreq(theta, dim);
+  }
+
   /** The embedding table [vocab, d]. */
   public static WeightType embedding(ModelWeights w, int vocab, int d) {
     return w.check("model.embed_tokens.weight", "vocab_size, hidden_size", vocab, d);

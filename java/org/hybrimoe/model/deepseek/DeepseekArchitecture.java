@@ -2,6 +2,7 @@ package org.hybrimoe.model.deepseek;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,8 +20,8 @@ import org.hybrimoe.model.MlaAttention;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelFormatException;
 import org.hybrimoe.model.ModelWeights;
-import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.MoeBlock;
+import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.model.Yarn;
 import org.hybrimoe.nativeapi.Engine;
@@ -71,7 +72,7 @@ public final class DeepseekArchitecture implements Architecture {
     int experts = cfg.has("n_routed_experts") ? cfg.requirePositiveInt("n_routed_experts") : 0;
 
     Yarn yarn = yarn(cfg);
-    float[] invFreq = yarn == null ? ropeInvFreq(theta, rope) : yarn.invFreq(theta, rope);
+    float[] invFreq = yarn == null ? Layers.ropeInvFreq(theta, rope) : yarn.invFreq(theta, rope);
     double softmaxScale = 1.0 / Math.sqrt(nope + rope) * (yarn == null ? 1.0 : yarn.softmaxFactor());
     float ropeScale = yarn == null ? 1f : yarn.ropeScale();
 
@@ -114,9 +115,9 @@ public final class DeepseekArchitecture implements Architecture {
     if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
       throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
     }
-    java.nio.ByteBuffer emb = w.bytes("model.embed_tokens.weight");
-    java.nio.FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
-    org.hybrimoe.model.Linear head = Layers.lmHead(w, cfg, vocab, d);
+    ByteBuffer emb = w.bytes("model.embed_tokens.weight");
+    FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
+    Linear head = Layers.lmHead(w, cfg, vocab, d);
     // Last, so that nothing after it can fail and leave its native layers unreleased.
     MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
     return new CausalLm(
@@ -197,11 +198,4 @@ public final class DeepseekArchitecture implements Architecture {
         r.path("mscale_all_dim").asDouble(0));
   }
 
-  private static float[] ropeInvFreq(double theta, int dim) {
-    float[] f = new float[dim / 2];
-    for (int i = 0; i < f.length; i++) {
-      f[i] = (float) (1.0 / Math.pow(theta, (2.0 * i) / dim));
-    }
-    return f;
-  }
 }

@@ -1,6 +1,8 @@
 package org.hybrimoe.model.qwen2moe;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -12,11 +14,12 @@ import org.hybrimoe.model.DecoderLayer;
 import org.hybrimoe.model.FeedForward;
 import org.hybrimoe.model.GqaAttention;
 import org.hybrimoe.model.Layers;
+import org.hybrimoe.model.Linear;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
-import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.MoeBlock;
+import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.ops.DenseOps.WeightType;
@@ -87,9 +90,9 @@ public final class Qwen2MoeArchitecture implements Architecture {
     if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
       throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
     }
-    java.nio.ByteBuffer emb = w.bytes("model.embed_tokens.weight");
-    java.nio.FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
-    org.hybrimoe.model.Linear head = Layers.lmHead(w, cfg, vocab, d);
+    ByteBuffer emb = w.bytes("model.embed_tokens.weight");
+    FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
+    Linear head = Layers.lmHead(w, cfg, vocab, d);
     // Last, so that nothing after it can fail and leave its native layers unreleased.
     MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
     return new CausalLm(
