@@ -5,7 +5,9 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.concurrent.Callable;
+import org.hybrimoe.expert.ExpertFormat;
 import org.hybrimoe.model.CausalLm;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelRegistry;
@@ -40,9 +42,24 @@ final class LogitsCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print {\"logits\": [[...], ...]}.")
   boolean json;
 
+  @Option(names = "--experts", description = "Convert routed experts at load: bf16, int8 or int4 (default: as stored).")
+  String experts;
+
+  @Option(names = "--group-size", defaultValue = "32", description = "int4 group size: 32, 64 or 128.")
+  int groupSize;
+
   @Override
   public Integer call() throws Exception {
-    LoadOptions opts = new LoadOptions(threads, null, 32);
+    ExpertFormat format = null;
+    if (experts != null) {
+      format = switch (experts.toLowerCase(Locale.ROOT)) {
+        case "bf16" -> ExpertFormat.BF16;
+        case "int8" -> ExpertFormat.INT8;
+        case "int4" -> ExpertFormat.INT4;
+        default -> throw new IllegalArgumentException("--experts must be bf16, int8 or int4, got " + experts);
+      };
+    }
+    LoadOptions opts = new LoadOptions(threads, format, groupSize);
     try (CausalLm m = config == null ? ModelRegistry.load(model, opts) : ModelRegistry.load(config, model, opts);
         Session s = m.newSession(tokens.length)) {
       float[][] logits = s.forward(tokens);

@@ -75,6 +75,18 @@ class LogitsCommandTest {
     JsonNode logits = new ObjectMapper().readTree(out.toString()).get("logits");
     assertEquals(3, logits.size());
     assertEquals(40, logits.get(2).size());
+    // Experts converted to int8 at load: close to, but not equal to, the bf16 run.
+    StringWriter q = new StringWriter();
+    CommandLine cq = Main.commandLine();
+    cq.setOut(new PrintWriter(q));
+    assertEquals(0, cq.execute("logits", "--model", dir.toString(), "--tokens", "1,2,3", "--json", "--threads", "1",
+        "--experts", "int8"));
+    JsonNode ql = new ObjectMapper().readTree(q.toString()).get("logits");
+    double diff = 0;
+    for (int i = 0; i < 40; i++) {
+      diff = Math.max(diff, Math.abs(ql.get(2).get(i).asDouble() - logits.get(2).get(i).asDouble()));
+    }
+    assertTrue(diff > 0 && diff < 0.05, "int8 vs bf16 experts: " + diff);
     // Same seed, same model: deterministic output.
     Path dir2 = tmp.resolve("m2");
     assertEquals(0, mk.execute("make-model", "--arch", "qwen3_moe", "--layers", "2", "--hidden", "32",
