@@ -110,7 +110,9 @@ final class ReferenceForward {
     }
     double[][] out = new double[n][];
     for (int p = 0; p < n; p++) {
-      out[p] = lin(rms(h[p], t("model.norm.weight"), eps), t("lm_head.weight"), vocab, null);
+      boolean tie = c.has("tie_word_embeddings") && c.get("tie_word_embeddings").asBoolean();
+      double[] head = tie && !w.containsKey("lm_head.weight") ? emb : t("lm_head.weight");
+      out[p] = lin(rms(h[p], t("model.norm.weight"), eps), head, vocab, null);
     }
     return out;
   }

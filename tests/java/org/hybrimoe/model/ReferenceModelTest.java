@@ -83,4 +83,32 @@ class ReferenceModelTest {
       assertTrue(err < TOL * scale, name + ": max abs error " + err + " vs float64 reference");
     }
   }
+
+  @org.junit.jupiter.api.Test
+  void tiedEmbeddingsServeAsTheLmHead(@TempDir Path dir) throws IOException {
+    ModelMaker.write(ModelMaker.Spec.defaults("qwen3_moe"), dir);
+    // Hide lm_head.weight (same-length rename) and declare the embeddings tied.
+    ModelLoadErrorsTest.patchHeader(dir.resolve("model.safetensors"), "\"lm_head.weight\"", "\"lm_head.unused\"");
+    com.fasterxml.jackson.databind.ObjectMapper om = new com.fasterxml.jackson.databind.ObjectMapper();
+    var cfg = (com.fasterxml.jackson.databind.node.ObjectNode) om.readTree(dir.resolve("config.json").toFile());
+    cfg.put("tie_word_embeddings", true);
+    om.writeValue(dir.resolve("config.json").toFile(), cfg);
+    int[] ids = {3, 1, 4, 1, 5};
+    double[][] ref = new ReferenceForward(dir).forward(ids);
+    try (CausalLm m = ModelRegistry.load(dir, new LoadOptions(1, null, 32));
+        Session s = m.newSession(8)) {
+      float[][] got = s.forward(ids);
+      for (int t = 0; t < ids.length; t++) {
+        for (int i = 0; i < ref[t].length; i++) {
+          assertTrue(Math.abs(got[t][i] - ref[t][i]) < TOL * 4, "position " + t + " logit " + i);
+        }
+      }
+    }
+    // Untied with lm_head missing: a clear error naming the tensor.
+    cfg.put("tie_word_embeddings", false);
+    om.writeValue(dir.resolve("config.json").toFile(), cfg);
+    Exception e = org.junit.jupiter.api.Assertions.assertThrows(ModelFormatException.class,
+        () -> ModelRegistry.load(dir, new LoadOptions(1, null, 32)).close());
+    assertTrue(e.getMessage().contains("missing tensor 'lm_head.weight'"), e.getMessage());
+  }
 }
