@@ -107,7 +107,16 @@ RowKernel vector_kernel(int32_t w_dtype) {
   return nullptr;
 }
 
-void run_on(hmoe_engine_t* engine, int64_t tasks, const std::function<void(int64_t)>& fn) {
+// Below this many multiply-adds a call runs on the calling thread: waking the pool and joining
+// it costs tens of microseconds, more than a small decode-step operation takes on one core.
+constexpr double kInlineWork = 32768;
+
+// Runs fn(0..tasks-1) on the engine's pool, or inline when the whole call is `work` small.
+void run_on(hmoe_engine_t* engine, int64_t tasks, double work, const std::function<void(int64_t)>& fn) {
+  if (work < kInlineWork || engine->threads <= 1) {
+    for (int64_t i = 0; i < tasks; ++i) fn(i);
+    return;
+  }
   std::lock_guard<std::mutex> lock(engine->run_mu);
   engine->pool->parallel_for(tasks, fn);
 }
@@ -155,7 +164,7 @@ int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t 
       const hmoe::cpu::MatView m{w, nullptr, out, in, in * es, 0,
                                  w_dtype == HMOE_DTYPE_F32 ? HMOE_FORMAT_F32 : HMOE_FORMAT_BF16, 0};
       const hmoe::cpu::ActView a{xp.data(), nullptr, nullptr, nullptr, ld};
-      run_on(engine, (out + rows - 1) / rows, [&](int64_t c) {
+      run_on(engine, (out + rows - 1) / rows, double(n) * double(in) * double(out), [&](int64_t c) {
         const int64_t r0 = c * rows, r1 = std::min(out, r0 + rows);
         kernel(m, r0, r1, a, int(n), y + r0, out);  // y[t, r] for r in [r0, r1)
         if (bias != nullptr)
@@ -164,7 +173,7 @@ int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t 
       });
       return;
     }
-    run_on(engine, (out + rows - 1) / rows, [&](int64_t c) {
+    run_on(engine, (out + rows - 1) / rows, double(n) * double(in) * double(out), [&](int64_t c) {
       std::vector<float> wr(static_cast<size_t>(in));
       const int64_t r1 = std::min(out, (c + 1) * rows);
       for (int64_t r = c * rows; r < r1; ++r) {
@@ -314,7 +323,8 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
     std::memcpy(cache->values(layer, L), v, size_t(n * kv * vd) * 4);
     cache->length[size_t(layer)] = L + n;
     const int64_t group = n_heads / kv;
-    run_on(engine, n * n_heads, [&](int64_t task) {
+    const double work = double(n) * double(n_heads) * double(L + n) * double(kd + vd);
+    run_on(engine, n * n_heads, work, [&](int64_t task) {
       const int64_t t = task / n_heads, h = task % n_heads, g = h / group;
       const int64_t ctx = L + t + 1;  // causal: positions 0..L+t
       const float* qh = q + (t * n_heads + h) * kd;
