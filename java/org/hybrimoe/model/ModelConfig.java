@@ -123,6 +123,22 @@ public final class ModelConfig {
     return has(field) ? requireString(field) : def;
   }
 
+  /** A list of integers, empty when absent. */
+  public java.util.List<Integer> intListOr(String field) {
+    java.util.List<Integer> out = new java.util.ArrayList<>();
+    if (!has(field)) {
+      return out;
+    }
+    JsonNode n = root.get(field);
+    if (!n.isArray()) {
+      throw bad(field, "must be a list of integers, got " + n);
+    }
+    for (JsonNode v : n) {
+      out.add(intValue(field, v));
+    }
+    return out;
+  }
+
   /** An exception about one field of this config. */
   public ModelFormatException bad(String field, String what) {
     return new ModelFormatException(path + ": config field '" + field + "' " + what);

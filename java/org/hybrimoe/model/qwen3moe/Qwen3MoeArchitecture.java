@@ -53,10 +53,7 @@ public final class Qwen3MoeArchitecture implements Architecture {
     if (step < 1) {
       throw cfg.bad("decoder_sparse_step", "must be >= 1, got " + step);
     }
-    List<Integer> mlpOnly = new ArrayList<>();
-    if (cfg.has("mlp_only_layers")) {
-      cfg.json().get("mlp_only_layers").forEach(n -> mlpOnly.add(n.asInt()));
-    }
+    List<Integer> mlpOnly = cfg.intListOr("mlp_only_layers");
     boolean norm = cfg.boolOr("norm_topk_prob", true);
     boolean bias = cfg.boolOr("attention_bias", false);
     Layers.GqaShape a = Layers.GqaShape.of(cfg, d);

@@ -158,6 +158,9 @@ class ModelLoadErrorsTest {
     assertMentions(loadFails(dir), "config.json", "'num_attention_heads' is missing");
     editConfig(dir, "num_attention_heads", "four");
     assertMentions(loadFails(dir), "'num_attention_heads' must be an integer");
+    editConfig(dir, "num_attention_heads", 4);
+    editConfig(dir, "mlp_only_layers", "0");
+    assertMentions(loadFails(dir), "'mlp_only_layers' must be a list of integers");
   }
 
   @Test
