@@ -36,7 +36,9 @@ import org.hybrimoe.ops.DenseOps.WeightType;
  * <p>Routing: scoring_func softmax or sigmoid; topk_method greedy, group_limited_greedy (groups
  * by max score) or noaux_tc (V3: e_score_correction_bias, groups by top-2 sum). V2 multiplies
  * by routed_scaling_factor only when it does not renormalise (norm_topk_prob false), as
- * DeepSeek-V2's code does; V3 renormalises when norm_topk_prob and always scales.
+ * DeepSeek-V2's code does; V3 renormalises when norm_topk_prob and always scales. Absent fields
+ * take the HF config classes' defaults (V3: sigmoid, noaux_tc, n_group 8, topk_group 4,
+ * norm_topk_prob true, routed_scaling_factor 2.5).
  */
 public final class DeepseekArchitecture implements Architecture {
   @Override
@@ -149,8 +151,8 @@ public final class DeepseekArchitecture implements Architecture {
       case "noaux_tc" -> Router.Method.NOAUX_TC;
       default -> throw cfg.bad("topk_method", "is '" + method + "', not greedy, group_limited_greedy or noaux_tc");
     };
-    int nGroup = cfg.intOr("n_group", 1);
-    int topkGroup = cfg.intOr("topk_group", 1);
+    int nGroup = cfg.intOr("n_group", v3 ? 8 : 1);
+    int topkGroup = cfg.intOr("topk_group", v3 ? 4 : 1);
     if (m != Router.Method.GREEDY && (nGroup < 1 || experts % nGroup != 0)) {
       throw cfg.bad("n_group", "(" + nGroup + ") must divide n_routed_experts (" + experts + ")");
     }
@@ -165,8 +167,8 @@ public final class DeepseekArchitecture implements Architecture {
     }
     Router router;
     try {
-      router = new Router(experts, topK, sc, m, cfg.boolOr("norm_topk_prob", false),
-          cfg.doubleOr("routed_scaling_factor", 1.0), v3, nGroup, topkGroup, corr);
+      router = new Router(experts, topK, sc, m, cfg.boolOr("norm_topk_prob", v3),
+          cfg.doubleOr("routed_scaling_factor", v3 ? 2.5 : 1.0), v3, nGroup, topkGroup, corr);
     } catch (IllegalArgumentException e) {
       throw new ModelFormatException(cfg.path() + ": routing fields: " + e.getMessage(), e);
     }

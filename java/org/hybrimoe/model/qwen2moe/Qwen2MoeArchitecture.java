@@ -59,7 +59,7 @@ public final class Qwen2MoeArchitecture implements Architecture {
     boolean norm = cfg.boolOr("norm_topk_prob", false);
     Layers.GqaShape a = Layers.GqaShape.of(cfg, d);
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-6);
-    double theta = cfg.positiveDoubleOr("rope_theta", 1e6);
+    double theta = cfg.positiveDoubleOr("rope_theta", 10000);
     WeightType embType = Layers.embedding(w, vocab, d);
     Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
     List<DecoderLayer> layers = new ArrayList<>();

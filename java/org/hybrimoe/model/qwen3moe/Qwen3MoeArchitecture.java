@@ -27,7 +27,8 @@ import org.hybrimoe.ops.DenseOps.WeightType;
 /**
  * Qwen3-MoE (model_type "qwen3_moe"): GQA attention with per-head RMSNorm on q and k before RoPE
  * (q/k/v biases only if attention_bias), no shared expert, softmax router renormalised when
- * norm_topk_prob (true in the released models); router mlp.gate.weight or mlp.router.weight.
+ * norm_topk_prob (true in the released configs; false when absent, as HF's config class);
+ * router mlp.gate.weight or mlp.router.weight. Absent fields take HF's config-class defaults.
  * Sparse layers as Qwen2-MoE: every decoder_sparse_step-th, minus mlp_only_layers.
  */
 public final class Qwen3MoeArchitecture implements Architecture {
@@ -54,11 +55,11 @@ public final class Qwen3MoeArchitecture implements Architecture {
       throw cfg.bad("decoder_sparse_step", "must be >= 1, got " + step);
     }
     List<Integer> mlpOnly = cfg.intListOr("mlp_only_layers");
-    boolean norm = cfg.boolOr("norm_topk_prob", true);
+    boolean norm = cfg.boolOr("norm_topk_prob", false);
     boolean bias = cfg.boolOr("attention_bias", false);
     Layers.GqaShape a = Layers.GqaShape.of(cfg, d);
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-6);
-    double theta = cfg.positiveDoubleOr("rope_theta", 1e6);
+    double theta = cfg.positiveDoubleOr("rope_theta", 10000);
     WeightType embType = Layers.embedding(w, vocab, d);
     Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
     List<DecoderLayer> layers = new ArrayList<>();
