@@ -36,6 +36,21 @@ public final class Session implements AutoCloseable {
    * @throws IllegalStateException when the cache would overflow
    */
   public float[][] forward(int... tokens) {
+    return forward(tokens, false);
+  }
+
+  /**
+   * Like {@link #forward} but computes the final norm and LM head for the last token only (what
+   * a decoder needs to choose the next token; a long prompt's [n, vocab] logits are skipped).
+   */
+  public float[] forwardLast(int... tokens) {
+    if (tokens.length == 0) {
+      throw new IllegalArgumentException("forwardLast needs at least one token");
+    }
+    return forward(tokens, true)[0];
+  }
+
+  private float[][] forward(int[] tokens, boolean lastOnly) {
     int n = tokens.length;
     if (n == 0) {
       return new float[0][];
@@ -50,14 +65,14 @@ public final class Session implements AutoCloseable {
       pos.put(t, position + t);
     }
     try {
-      return run(tokens, n, d, pos);
+      return run(tokens, n, d, pos, lastOnly);
     } catch (RuntimeException e) {
       cache.truncate(position); // layers that appended before the failure forget it
       throw e;
     }
   }
 
-  private float[][] run(int[] tokens, int n, int d, IntBuffer pos) {
+  private float[][] run(int[] tokens, int n, int d, IntBuffer pos, boolean lastOnly) {
     ForwardContext ctx = new ForwardContext(model.engine(), cache, model.experts(), pos);
     FloatBuffer h = model.embed(tokens);
     FloatBuffer x = DenseOps.floats((long) n * d);
@@ -72,10 +87,11 @@ public final class Session implements AutoCloseable {
       Act.addInPlace(h, y, n * d);
     }
     position += n;
-    FloatBuffer logits = model.head(h, n);
+    int rows = lastOnly ? 1 : n;
+    FloatBuffer logits = model.head(lastOnly ? h.slice((n - 1) * d, d) : h, rows);
     int v = model.vocabSize();
-    float[][] out = new float[n][v];
-    for (int t = 0; t < n; t++) {
+    float[][] out = new float[rows][v];
+    for (int t = 0; t < rows; t++) {
       logits.get(t * v, out[t]);
     }
     return out;

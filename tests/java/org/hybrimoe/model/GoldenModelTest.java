@@ -197,6 +197,11 @@ class GoldenModelTest {
         // reset starts a new sequence: the same prompt gives the same logits again
         b.reset();
         assertArrayEquals(whole[2], b.forward(java.util.Arrays.copyOf(ids, 3))[2], 0f);
+        // forwardLast: the last position's logits only (LM head over one row: kernel grouping may differ)
+        b.reset();
+        assertArrayEquals(whole[4], b.forwardLast(java.util.Arrays.copyOf(ids, 5)), 1e-6f);
+        assertArrayEquals(whole[5], b.forwardLast(ids[5]), 1e-6f);
+        assertEquals(6, b.position());
       }
     }
   }
