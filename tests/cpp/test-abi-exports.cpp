@@ -10,6 +10,7 @@
 #include <string>
 
 #include "check.hpp"
+#include "hybrimoe/dense.h"
 #include "hybrimoe/device.h"
 #include "hybrimoe/hmoe.h"
 
@@ -63,6 +64,14 @@ static const void* const kExports[] = {
     reinterpret_cast<const void*>(&hmoe_router_run),
     reinterpret_cast<const void*>(&hmoe_cuda_bench_h2d),
     reinterpret_cast<const void*>(&hmoe_cuda_bench_d2d),
+    reinterpret_cast<const void*>(&hmoe_dense_linear),
+    reinterpret_cast<const void*>(&hmoe_dense_rmsnorm),
+    reinterpret_cast<const void*>(&hmoe_dense_rope),
+    reinterpret_cast<const void*>(&hmoe_kv_cache_create),
+    reinterpret_cast<const void*>(&hmoe_kv_cache_free),
+    reinterpret_cast<const void*>(&hmoe_kv_cache_length),
+    reinterpret_cast<const void*>(&hmoe_kv_cache_truncate),
+    reinterpret_cast<const void*>(&hmoe_dense_attention),
 };
 
 static const char* const kNames[] = {
@@ -115,6 +124,14 @@ static const char* const kNames[] = {
     "hmoe_router_run",
     "hmoe_cuda_bench_h2d",
     "hmoe_cuda_bench_d2d",
+    "hmoe_dense_linear",
+    "hmoe_dense_rmsnorm",
+    "hmoe_dense_rope",
+    "hmoe_kv_cache_create",
+    "hmoe_kv_cache_free",
+    "hmoe_kv_cache_length",
+    "hmoe_kv_cache_truncate",
+    "hmoe_dense_attention",
 };
 
 int main(int argc, char** argv) {

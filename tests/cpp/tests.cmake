@@ -13,7 +13,8 @@ set_tests_properties(cuda-device PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
 
 add_test(NAME abi-exports COMMAND test-abi-exports
          ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hmoe.h ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/cpu_moe.h
-         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/device.h)
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/device.h
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/dense.h)
 set_tests_properties(abi-exports PROPERTIES LABELS cpu)
 
 # The CPU MoE operator: every variant the CPU has (cpu-moe), then each forced through HMOE_KERNEL
@@ -29,3 +30,7 @@ set_tests_properties(cpu-moe cpu-moe-scalar cpu-moe-avx2 cpu-moe-avx512 PROPERTI
 
 add_test(NAME emulated-device COMMAND test-emulated-device)
 set_tests_properties(emulated-device PROPERTIES LABELS cpu)
+
+# Dense transformer operations (linear, RMSNorm, RoPE, KV-cached attention) against double references.
+add_test(NAME dense COMMAND test-dense)
+set_tests_properties(dense PROPERTIES LABELS cpu SKIP_RETURN_CODE 77)

@@ -18,6 +18,8 @@ import picocli.CommandLine.Command;
       BenchSchedulerCommand.class,
       BenchCpuCommand.class,
       BenchGpuCommand.class,
+      LogitsCommand.class,
+      MakeModelCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

@@ -22,7 +22,7 @@ import org.bytedeco.javacpp.annotation.Platform;
  * direct NIO buffers, passed by address without a copy.
  */
 @Platform(
-    include = {"hybrimoe/hmoe.h", "hybrimoe/device.h"},
+    include = {"hybrimoe/hmoe.h", "hybrimoe/device.h", "hybrimoe/dense.h"},
     link = "hybrimoe",
     // libhybrimoe needs libdnnl.so.3 (and oneDNN libgomp.so.1): JavaCPP extracts both from the dnnl
     // platform jar and loads them first, which satisfies our library's dependency by soname.
@@ -79,6 +79,18 @@ public final class HmoeNative {
     }
 
     public hmoe_expert_layer_t(Pointer p) {
+      super(p);
+    }
+  }
+
+  /** Opaque KV cache handle (hmoe_kv_cache_t*). */
+  @Opaque
+  public static final class hmoe_kv_cache_t extends Pointer {
+    public hmoe_kv_cache_t() {
+      super((Pointer) null);
+    }
+
+    public hmoe_kv_cache_t(Pointer p) {
       super(p);
     }
   }
@@ -314,4 +326,43 @@ public final class HmoeNative {
   public static native int hmoe_onednn_ffn_time(
       hmoe_engine_t engine, int dtype, @Cast("int64_t") long m, @Cast("int64_t") long d,
       @Cast("int64_t") long ff, int experts, int iters, double[] seconds);
+
+  // ---- dense.h (data buffers are direct; callers pass slices whose position is 0) -------------
+
+  public static final int HMOE_DTYPE_F16 = 2;
+  public static final int HMOE_ROPE_HALF = 0;
+  public static final int HMOE_ROPE_INTERLEAVED = 1;
+
+  public static native int hmoe_dense_linear(
+      hmoe_engine_t engine, @Cast("const float*") FloatBuffer x, @Cast("int64_t") long n,
+      @Cast("int64_t") long in, @Cast("const void*") ByteBuffer w, int wDtype,
+      @Cast("int64_t") long out, @Cast("const float*") FloatBuffer bias, @Cast("float*") FloatBuffer y);
+
+  public static native int hmoe_dense_rmsnorm(
+      @Cast("const float*") FloatBuffer x, @Cast("int64_t") long n, @Cast("int64_t") long dim,
+      @Cast("int64_t") long xStride, @Cast("const float*") FloatBuffer w, float eps,
+      @Cast("float*") FloatBuffer y, @Cast("int64_t") long yStride);
+
+  public static native int hmoe_dense_rope(
+      @Cast("float*") FloatBuffer x, @Cast("int64_t") long n, @Cast("int64_t") long nHeads,
+      @Cast("int64_t") long tokenStride, @Cast("int64_t") long headStride,
+      @Cast("int64_t") long rotDim, @Cast("const int32_t*") IntBuffer positions,
+      @Cast("const float*") FloatBuffer invFreq, float mscale, int style);
+
+  public static native int hmoe_kv_cache_create(
+      @Cast("int64_t") long nLayers, @Cast("int64_t") long maxSeq, @Cast("int64_t") long nKvHeads,
+      @Cast("int64_t") long kDim, @Cast("int64_t") long vDim, @ByPtrPtr hmoe_kv_cache_t out);
+
+  public static native void hmoe_kv_cache_free(hmoe_kv_cache_t cache);
+
+  public static native int hmoe_kv_cache_length(
+      @Const hmoe_kv_cache_t cache, @Cast("int64_t") long layer, @Cast("int64_t*") long[] out);
+
+  public static native int hmoe_kv_cache_truncate(hmoe_kv_cache_t cache, @Cast("int64_t") long length);
+
+  public static native int hmoe_dense_attention(
+      hmoe_engine_t engine, hmoe_kv_cache_t cache, @Cast("int64_t") long layer,
+      @Cast("const float*") FloatBuffer q, @Cast("const float*") FloatBuffer k,
+      @Cast("const float*") FloatBuffer v, @Cast("int64_t") long n, @Cast("int64_t") long nHeads,
+      float scale, @Cast("float*") FloatBuffer out);
 }

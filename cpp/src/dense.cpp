@@ -1,0 +1,350 @@
+// Dense transformer operations on the CPU (dense.h): linear, RMSNorm, RoPE, KV-cached attention.
+//
+// Parallelism: linear splits the output rows into chunks, each running over every token so that
+// weights are read once per call; attention runs one task per (token, query head). Both use the
+// engine's pool under its run mutex, like the MoE operator.
+//
+// Linear kernels: f32 and bf16 weights go through the expert engine's row kernels (AVX-512 or
+// AVX2+FMA with f32 activations, bf16 widened exactly: the same arithmetic as f32 weights) when
+// the selected kernel variant has them; f16 weights, and the scalar variant, widen each row once
+// per chunk and use a plain dot product.
+#include "hybrimoe/dense.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "cpu/moe_kernels.hpp"
+#include "internal/bf16.hpp"
+#include "internal/cpu.hpp"
+#include "internal/engine.hpp"
+#include "internal/status.hpp"
+
+namespace {
+
+constexpr int64_t kMaxDim = int64_t(1) << 31;
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do { ++e; man <<= 1; } while ((man & 0x400u) == 0);
+      u = sign | uint32_t(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | man << 13;
+  } else {
+    u = sign | (exp + 127 - 15) << 23 | man << 13;
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+void widen_row(const void* w, int32_t dtype, int64_t row, int64_t in, float* dst) {
+  switch (dtype) {
+    case HMOE_DTYPE_F32:
+      std::memcpy(dst, static_cast<const char*>(w) + row * in * 4, size_t(in) * 4);
+      return;
+    case HMOE_DTYPE_BF16: {
+      const char* p = static_cast<const char*>(w) + row * in * 2;
+      for (int64_t i = 0; i < in; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        dst[i] = hmoe::bf16_to_f32(h);
+      }
+      return;
+    }
+    default: {
+      const char* p = static_cast<const char*>(w) + row * in * 2;
+      for (int64_t i = 0; i < in; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        dst[i] = f16_to_f32(h);
+      }
+      return;
+    }
+  }
+}
+
+// Dot product with 8 independent accumulators (vectorizable without -ffast-math).
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+using RowKernel = void (*)(const hmoe::cpu::MatView&, int64_t, int64_t, const hmoe::cpu::ActView&, int,
+                          float*, int64_t);
+
+// The vector row kernel for f32/bf16 weights under the current variant, or null (scalar path).
+RowKernel vector_kernel(int32_t w_dtype) {
+  if (w_dtype != HMOE_DTYPE_F32 && w_dtype != HMOE_DTYPE_BF16) return nullptr;
+  const int v = hmoe::kernel_variant();
+  const uint32_t f = hmoe::cpu_features();
+#ifdef HMOE_HAVE_AVX512
+  if (v == HMOE_KERNEL_AVX512 && (f & HMOE_CPU_AVX512F)) return &hmoe::cpu::matmul_avx512;
+#endif
+#ifdef HMOE_HAVE_AVX2
+  if (v >= HMOE_KERNEL_AVX2 && (f & HMOE_CPU_AVX2)) return &hmoe::cpu::matmul_avx2;
+#endif
+  (void)v;
+  (void)f;
+  return nullptr;
+}
+
+// Below this many multiply-adds a call runs on the calling thread: waking the pool and joining
+// it costs tens of microseconds, more than a small decode-step operation takes on one core.
+constexpr double kInlineWork = 32768;
+
+// Runs fn(0..tasks-1) on the engine's pool, or inline when the whole call is `work` small.
+void run_on(hmoe_engine_t* engine, int64_t tasks, double work, const std::function<void(int64_t)>& fn) {
+  if (work < kInlineWork || engine->threads <= 1) {
+    for (int64_t i = 0; i < tasks; ++i) fn(i);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(engine->run_mu);
+  engine->pool->parallel_for(tasks, fn);
+}
+
+void require_dim(const char* name, int64_t v) {
+  if (v < 1 || v > kMaxDim)
+    hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "%s must be in 1..2^31, got %lld", name, (long long)v);
+}
+
+}  // namespace
+
+// Layer-major storage: layer l's keys are [max_seq, n_kv, k_dim] at k[l * max_seq * n_kv * k_dim].
+struct hmoe_kv_cache {
+  int64_t n_layers, max_seq, n_kv, k_dim, v_dim;
+  std::vector<int64_t> length;  // [n_layers]
+  std::unique_ptr<float[]> k, v;
+  float* keys(int64_t l, int64_t pos) { return k.get() + (l * max_seq + pos) * n_kv * k_dim; }
+  float* values(int64_t l, int64_t pos) { return v.get() + (l * max_seq + pos) * n_kv * v_dim; }
+};
+
+extern "C" {
+
+int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t in, const void* w,
+                      int32_t w_dtype, int64_t out, const float* bias, float* y) {
+  return hmoe::guarded("hmoe_dense_linear", [&] {
+    HMOE_REQUIRE_PTR(engine);
+    HMOE_REQUIRE_PTR(x);
+    HMOE_REQUIRE_PTR(w);
+    HMOE_REQUIRE_PTR(y);
+    HMOE_REQUIRE_NONNEG(n);
+    require_dim("in", in);
+    require_dim("out", out);
+    if (w_dtype != HMOE_DTYPE_F32 && w_dtype != HMOE_DTYPE_BF16 && w_dtype != HMOE_DTYPE_F16)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "w_dtype must be HMOE_DTYPE_F32, _BF16 or _F16, got %d", w_dtype);
+    if (n == 0) return;
+    if (n > INT32_MAX) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "n must fit in int32, got %lld", (long long)n);
+    // Rows per task: enough tasks to balance, few enough that widening a row is amortized.
+    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(64, out / (4 * engine->threads)));
+    if (RowKernel kernel = vector_kernel(w_dtype)) {
+      // Activations as the row kernels read them: [n, ld] f32, zero-padded to a multiple of 128.
+      const int64_t ld = (in + 127) / 128 * 128;
+      std::vector<float> xp(static_cast<size_t>(n * ld), 0.0f);
+      for (int64_t t = 0; t < n; ++t) std::memcpy(xp.data() + t * ld, x + t * in, size_t(in) * 4);
+      const int64_t es = w_dtype == HMOE_DTYPE_F32 ? 4 : 2;
+      const hmoe::cpu::MatView m{w, nullptr, out, in, in * es, 0,
+                                 w_dtype == HMOE_DTYPE_F32 ? HMOE_FORMAT_F32 : HMOE_FORMAT_BF16, 0};
+      const hmoe::cpu::ActView a{xp.data(), nullptr, nullptr, nullptr, ld};
+      run_on(engine, (out + rows - 1) / rows, double(n) * double(in) * double(out), [&](int64_t c) {
+        const int64_t r0 = c * rows, r1 = std::min(out, r0 + rows);
+        kernel(m, r0, r1, a, int(n), y + r0, out);  // y[t, r] for r in [r0, r1)
+        if (bias != nullptr)
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = r0; r < r1; ++r) y[t * out + r] += bias[r];
+      });
+      return;
+    }
+    run_on(engine, (out + rows - 1) / rows, double(n) * double(in) * double(out), [&](int64_t c) {
+      std::vector<float> wr(static_cast<size_t>(in));
+      const int64_t r1 = std::min(out, (c + 1) * rows);
+      for (int64_t r = c * rows; r < r1; ++r) {
+        widen_row(w, w_dtype, r, in, wr.data());
+        const float b = bias != nullptr ? bias[r] : 0.0f;
+        for (int64_t t = 0; t < n; ++t) y[t * out + r] = dot(x + t * in, wr.data(), in) + b;
+      }
+    });
+  });
+}
+
+int hmoe_dense_rmsnorm(const float* x, int64_t n, int64_t dim, int64_t x_stride, const float* w,
+                       float eps, float* y, int64_t y_stride) {
+  return hmoe::guarded("hmoe_dense_rmsnorm", [&] {
+    HMOE_REQUIRE_PTR(x);
+    HMOE_REQUIRE_PTR(y);
+    HMOE_REQUIRE_NONNEG(n);
+    require_dim("dim", dim);
+    if (x_stride < dim || y_stride < dim)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "x_stride (%lld) and y_stride (%lld) must be >= dim (%lld)",
+                 (long long)x_stride, (long long)y_stride, (long long)dim);
+    if (!(eps >= 0.0f)) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "eps must be >= 0, got %g", double(eps));
+    for (int64_t r = 0; r < n; ++r) {
+      const float* xr = x + r * x_stride;
+      float* yr = y + r * y_stride;
+      double ss = 0;
+      for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+      const float inv = float(1.0 / std::sqrt(ss / double(dim) + double(eps)));
+      for (int64_t i = 0; i < dim; ++i) yr[i] = (w != nullptr ? w[i] : 1.0f) * (xr[i] * inv);
+    }
+  });
+}
+
+int hmoe_dense_rope(float* x, int64_t n, int64_t n_heads, int64_t token_stride, int64_t head_stride,
+                    int64_t rot_dim, const int32_t* positions, const float* inv_freq, float mscale,
+                    int32_t style) {
+  return hmoe::guarded("hmoe_dense_rope", [&] {
+    HMOE_REQUIRE_PTR(x);
+    HMOE_REQUIRE_PTR(positions);
+    HMOE_REQUIRE_PTR(inv_freq);
+    HMOE_REQUIRE_NONNEG(n);
+    require_dim("n_heads", n_heads);
+    if (rot_dim < 2 || rot_dim % 2 != 0 || rot_dim > kMaxDim)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "rot_dim must be even and >= 2, got %lld", (long long)rot_dim);
+    if (head_stride < rot_dim && n_heads > 1)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "head_stride (%lld) must be >= rot_dim (%lld)",
+                 (long long)head_stride, (long long)rot_dim);
+    if (style != HMOE_ROPE_HALF && style != HMOE_ROPE_INTERLEAVED)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "style must be HMOE_ROPE_HALF or HMOE_ROPE_INTERLEAVED, got %d", style);
+    const int64_t half = rot_dim / 2;
+    std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
+    for (int64_t t = 0; t < n; ++t) {
+      if (positions[t] < 0)
+        hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "positions[%lld] is negative (%d)", (long long)t, positions[t]);
+      for (int64_t i = 0; i < half; ++i) {
+        // HF computes the angle in f32 (pos * inv_freq), then cos/sin of that f32 value.
+        const float ang = float(positions[t]) * inv_freq[i];
+        c[size_t(i)] = float(std::cos(double(ang))) * mscale;
+        s[size_t(i)] = float(std::sin(double(ang))) * mscale;
+      }
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* p = x + t * token_stride + h * head_stride;
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t a = style == HMOE_ROPE_HALF ? i : 2 * i;
+          const int64_t b = style == HMOE_ROPE_HALF ? i + half : 2 * i + 1;
+          const float x0 = p[a], x1 = p[b];
+          p[a] = x0 * c[size_t(i)] - x1 * s[size_t(i)];
+          p[b] = x1 * c[size_t(i)] + x0 * s[size_t(i)];
+        }
+      }
+    }
+  });
+}
+
+int hmoe_kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim,
+                         int64_t v_dim, hmoe_kv_cache_t** out) {
+  return hmoe::guarded("hmoe_kv_cache_create", [&] {
+    HMOE_REQUIRE_PTR(out);
+    *out = nullptr;
+    require_dim("n_layers", n_layers);
+    require_dim("max_seq", max_seq);
+    require_dim("n_kv_heads", n_kv_heads);
+    require_dim("k_dim", k_dim);
+    require_dim("v_dim", v_dim);
+    const double elems = double(n_layers) * double(max_seq) * double(n_kv_heads) * double(k_dim + v_dim);
+    if (elems > double(int64_t(1) << 40))
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "a cache of %.3g floats is too large", elems);
+    auto c = std::make_unique<hmoe_kv_cache>();
+    c->n_layers = n_layers;
+    c->max_seq = max_seq;
+    c->n_kv = n_kv_heads;
+    c->k_dim = k_dim;
+    c->v_dim = v_dim;
+    c->length.assign(size_t(n_layers), 0);
+    c->k.reset(new float[size_t(n_layers * max_seq * n_kv_heads * k_dim)]);
+    c->v.reset(new float[size_t(n_layers * max_seq * n_kv_heads * v_dim)]);
+    *out = c.release();
+  });
+}
+
+void hmoe_kv_cache_free(hmoe_kv_cache_t* cache) { delete cache; }
+
+int hmoe_kv_cache_length(const hmoe_kv_cache_t* cache, int64_t layer, int64_t* out) {
+  return hmoe::guarded("hmoe_kv_cache_length", [&] {
+    HMOE_REQUIRE_PTR(cache);
+    HMOE_REQUIRE_PTR(out);
+    if (layer < 0 || layer >= cache->n_layers)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "layer %lld outside 0..%lld", (long long)layer,
+                 (long long)cache->n_layers - 1);
+    *out = cache->length[size_t(layer)];
+  });
+}
+
+int hmoe_kv_cache_truncate(hmoe_kv_cache_t* cache, int64_t length) {
+  return hmoe::guarded("hmoe_kv_cache_truncate", [&] {
+    HMOE_REQUIRE_PTR(cache);
+    HMOE_REQUIRE_NONNEG(length);
+    for (int64_t& l : cache->length) l = std::min(l, length);
+  });
+}
+
+int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t layer, const float* q,
+                         const float* k, const float* v, int64_t n, int64_t n_heads, float scale,
+                         float* out) {
+  return hmoe::guarded("hmoe_dense_attention", [&] {
+    HMOE_REQUIRE_PTR(engine);
+    HMOE_REQUIRE_PTR(cache);
+    HMOE_REQUIRE_PTR(q);
+    HMOE_REQUIRE_PTR(k);
+    HMOE_REQUIRE_PTR(v);
+    HMOE_REQUIRE_PTR(out);
+    HMOE_REQUIRE_NONNEG(n);
+    if (layer < 0 || layer >= cache->n_layers)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "layer %lld outside 0..%lld", (long long)layer,
+                 (long long)cache->n_layers - 1);
+    require_dim("n_heads", n_heads);
+    const int64_t kv = cache->n_kv, kd = cache->k_dim, vd = cache->v_dim;
+    if (n_heads % kv != 0)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "n_heads (%lld) must be a multiple of the cache's n_kv_heads (%lld)",
+                 (long long)n_heads, (long long)kv);
+    const int64_t L = cache->length[size_t(layer)];
+    if (L + n > cache->max_seq)
+      hmoe::fail(HMOE_ERR_STATE, "layer %lld holds %lld positions; %lld more exceed max_seq %lld",
+                 (long long)layer, (long long)L, (long long)n, (long long)cache->max_seq);
+    if (n == 0) return;
+    std::memcpy(cache->keys(layer, L), k, size_t(n * kv * kd) * 4);
+    std::memcpy(cache->values(layer, L), v, size_t(n * kv * vd) * 4);
+    cache->length[size_t(layer)] = L + n;
+    const int64_t group = n_heads / kv;
+    const double work = double(n) * double(n_heads) * double(L + n) * double(kd + vd);
+    run_on(engine, n * n_heads, work, [&](int64_t task) {
+      const int64_t t = task / n_heads, h = task % n_heads, g = h / group;
+      const int64_t ctx = L + t + 1;  // causal: positions 0..L+t
+      const float* qh = q + (t * n_heads + h) * kd;
+      std::vector<float> p(static_cast<size_t>(ctx));
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < ctx; ++j) {
+        p[size_t(j)] = scale * dot(qh, cache->keys(layer, j) + g * kd, kd);
+        mx = std::max(mx, p[size_t(j)]);
+      }
+      float sum = 0;
+      for (int64_t j = 0; j < ctx; ++j) sum += (p[size_t(j)] = std::exp(p[size_t(j)] - mx));
+      float* o = out + (t * n_heads + h) * vd;
+      std::fill(o, o + vd, 0.0f);
+      for (int64_t j = 0; j < ctx; ++j) {
+        const float pj = p[size_t(j)] / sum;
+        const float* vj = cache->values(layer, j) + g * vd;
+        for (int64_t i = 0; i < vd; ++i) o[i] += pj * vj[i];
+      }
+    });
+  });
+}
+
+}  // extern "C"

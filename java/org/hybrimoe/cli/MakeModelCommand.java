@@ -1,0 +1,85 @@
+package org.hybrimoe.cli;
+
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import org.hybrimoe.model.ModelMaker;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code make-model}: writes a random-weight model in HuggingFace layout. */
+@Command(
+    name = "make-model",
+    mixinStandardHelpOptions = true,
+    description = "Write a random-weight MoE model (config.json + safetensors) in HuggingFace layout.")
+final class MakeModelCommand implements Callable<Integer> {
+  @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+  @Option(names = "--arch", required = true, description = "mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2 or deepseek_v3.")
+  String arch;
+
+  @Option(names = "--out", required = true, description = "Output directory.")
+  Path out;
+
+  @Option(names = "--seed", defaultValue = "1", description = "Random seed.")
+  long seed;
+
+  @Option(names = "--layers", description = "Decoder layers (default 2).")
+  Integer layers;
+
+  @Option(names = "--hidden", description = "Hidden size (default 64).")
+  Integer hidden;
+
+  @Option(names = "--experts", description = "Routed experts (default 8).")
+  Integer experts;
+
+  @Option(names = "--top-k", description = "Experts per token (default 2).")
+  Integer topK;
+
+  @Option(names = "--ff", description = "Routed experts' intermediate size (default 32).")
+  Integer ff;
+
+  @Option(names = "--heads", description = "Attention heads (default 4).")
+  Integer heads;
+
+  @Option(names = "--kv-heads", description = "KV heads (default 2; DeepSeek ignores it).")
+  Integer kvHeads;
+
+  @Option(names = "--vocab", description = "Vocabulary size (default 96).")
+  Integer vocab;
+
+  @Option(names = "--dtype", defaultValue = "f32", description = "f32, bf16 or f16.")
+  String dtype;
+
+  @Option(names = "--layout", defaultValue = "packed", description = "packed (gate_up_proj) or classic (per-expert tensors).")
+  String layout;
+
+  @Option(names = "--shards", defaultValue = "1", description = "Safetensors files (>1 writes an index).")
+  int shards;
+
+  @Option(names = "--yarn", description = "DeepSeek: YaRN rope_scaling (factor 4).")
+  boolean yarn;
+
+  @Override
+  public Integer call() throws Exception {
+    ModelMaker.Spec d = ModelMaker.Spec.defaults(arch);
+    if (!layout.equals("packed") && !layout.equals("classic")) {
+      throw new IllegalArgumentException("--layout must be packed or classic, got " + layout);
+    }
+    ModelMaker.Spec s = new ModelMaker.Spec(
+        arch, or(layers, d.layers()), or(hidden, d.hidden()), or(experts, d.experts()), or(topK, d.topK()),
+        or(ff, d.expertFf()), or(heads, d.heads()), or(kvHeads, d.kvHeads()), or(vocab, d.vocab()),
+        d.sharedFf(), d.denseFf(), d.denseLayers(), d.kvLoraRank(), d.qLoraRank(), d.rope(), d.nope(),
+        d.vDim(), d.nShared(), d.routedScale(), d.normTopk(), yarn, seed, dtype.toUpperCase(Locale.ROOT),
+        layout.equals("packed"), shards);
+    ModelMaker.write(s, out);
+    spec.commandLine().getOut().printf("wrote %s model to %s%n", arch, out);
+    spec.commandLine().getOut().flush();
+    return 0;
+  }
+
+  private static int or(Integer v, int def) {
+    return v == null ? def : v;
+  }
+}

@@ -1,0 +1,21 @@
+package org.hybrimoe.model;
+
+import java.nio.FloatBuffer;
+
+/** The attention sublayer of a decoder layer (grouped-query or multi-head latent attention). */
+public interface Attention {
+  /**
+   * out[n, d] = attention of the n new tokens (already normalised, x [n, d]) over the cache's
+   * layer, appending their keys and values.
+   */
+  void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out);
+
+  /** KV heads the cache stores per position. */
+  int cacheHeads();
+
+  /** Key floats per cached head. */
+  int cacheKeyDim();
+
+  /** Value floats per cached head. */
+  int cacheValueDim();
+}

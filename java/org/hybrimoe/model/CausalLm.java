@@ -1,0 +1,139 @@
+package org.hybrimoe.model;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
+import java.util.List;
+import org.hybrimoe.nativeapi.Engine;
+import org.hybrimoe.ops.DenseOps;
+import org.hybrimoe.ops.DenseOps.WeightType;
+
+/**
+ * A loaded decoder-only MoE language model: embeddings, decoder layers, final RMSNorm and LM
+ * head, with the weights borrowed from the mapped checkpoint and the routed experts behind a
+ * {@link MoeLayerExecutor}. Run it through {@link #newSession}. Closing it closes the executor,
+ * the checkpoint files and, when it owns it, the engine.
+ *
+ * <p>Thread-safety: sessions of one model must not run concurrently (they share the engine and
+ * the executor).
+ */
+public final class CausalLm implements AutoCloseable {
+  private final String modelType;
+  private final Engine engine;
+  private final boolean ownsEngine;
+  private final ModelWeights weights;
+  private final MoeLayerExecutor experts;
+  private final ByteBuffer embedding; // [vocab, d]
+  private final WeightType embeddingType;
+  private final List<DecoderLayer> layers;
+  private final FloatBuffer finalNorm; // [d]
+  private final Linear lmHead; // [vocab, d]
+  private final float eps;
+  private final int maxPositions;
+
+  /** Assembles a model (architectures call this; see {@link ModelRegistry}). */
+  public CausalLm(
+      String modelType, Engine engine, boolean ownsEngine, ModelWeights weights,
+      MoeLayerExecutor experts, ByteBuffer embedding, WeightType embeddingType,
+      List<DecoderLayer> layers, FloatBuffer finalNorm, Linear lmHead, float eps, int maxPositions) {
+    this.modelType = modelType;
+    this.engine = engine;
+    this.ownsEngine = ownsEngine;
+    this.weights = weights;
+    this.experts = experts;
+    this.embedding = embedding;
+    this.embeddingType = embeddingType;
+    this.layers = List.copyOf(layers);
+    this.finalNorm = finalNorm;
+    this.lmHead = lmHead;
+    this.eps = eps;
+    this.maxPositions = maxPositions;
+  }
+
+  /** The config's model_type. */
+  public String modelType() {
+    return modelType;
+  }
+
+  public int vocabSize() {
+    return lmHead.out();
+  }
+
+  public int hiddenSize() {
+    return lmHead.in();
+  }
+
+  public int numLayers() {
+    return layers.size();
+  }
+
+  /** The config's max_position_embeddings: the longest sequence a session accepts by default. */
+  public int maxPositions() {
+    return maxPositions;
+  }
+
+  /** The executor the MoE layers run on. */
+  public MoeLayerExecutor experts() {
+    return experts;
+  }
+
+  Engine engine() {
+    return engine;
+  }
+
+  List<DecoderLayer> layers() {
+    return layers;
+  }
+
+  /** A new sequence with a KV cache of {@code maxSeq} positions. Close it when done. */
+  public Session newSession(int maxSeq) {
+    return new Session(this, maxSeq);
+  }
+
+  /** Embeddings of tokens [n] as f32 rows [n, d]; throws for an id outside the vocabulary. */
+  FloatBuffer embed(int[] tokens) {
+    int d = hiddenSize();
+    FloatBuffer h = DenseOps.floats((long) tokens.length * d);
+    int rowBytes = d * embeddingType.bytes();
+    for (int t = 0; t < tokens.length; t++) {
+      int id = tokens[t];
+      if (id < 0 || id >= vocabSize()) {
+        throw new IllegalArgumentException(
+            "token id " + id + " at index " + t + " is outside the vocabulary (0.." + (vocabSize() - 1) + ")");
+      }
+      FloatBuffer row =
+          ModelWeights.toF32(embedding.slice(id * rowBytes, rowBytes), embeddingType, d);
+      h.put(t * d, row, 0, d);
+    }
+    return h;
+  }
+
+  /** Final norm and LM head: logits [n, vocab] from hidden states [n, d]. */
+  FloatBuffer head(FloatBuffer h, int n) {
+    int d = hiddenSize();
+    FloatBuffer x = DenseOps.floats((long) n * d);
+    DenseOps.rmsnorm(h, n, d, d, finalNorm, eps, x, d);
+    FloatBuffer logits = DenseOps.floats((long) n * vocabSize());
+    lmHead.apply(engine, x, n, logits);
+    return logits;
+  }
+
+  float eps() {
+    return eps;
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      experts.close();
+    } finally {
+      try {
+        weights.close();
+      } finally {
+        if (ownsEngine) {
+          engine.close();
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,33 @@
+package org.hybrimoe.model;
+
+import java.nio.FloatBuffer;
+import org.hybrimoe.ops.DenseOps;
+
+/** A SwiGLU MLP: down(silu(gate(x)) * up(x)); gate, up [ff, d], down [d, ff]. */
+public final class DenseMlp implements FeedForward {
+  private final Linear gate;
+  private final Linear up;
+  private final Linear down;
+
+  public DenseMlp(Linear gate, Linear up, Linear down) {
+    this.gate = gate;
+    this.up = up;
+    this.down = down;
+  }
+
+  /** Intermediate size. */
+  public int ff() {
+    return gate.out();
+  }
+
+  @Override
+  public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
+    int ff = gate.out();
+    FloatBuffer g = DenseOps.floats((long) n * ff);
+    FloatBuffer u = DenseOps.floats((long) n * ff);
+    gate.apply(ctx.engine(), x, n, g);
+    up.apply(ctx.engine(), x, n, u);
+    Act.siluMul(g, u, n * ff);
+    down.apply(ctx.engine(), g, n, out);
+  }
+}

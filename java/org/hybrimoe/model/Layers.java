@@ -1,0 +1,186 @@
+package org.hybrimoe.model;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.util.Collections;
+import java.util.Map;
+import org.hybrimoe.expert.ExpertFormat;
+import org.hybrimoe.expert.ExpertLayerWeights;
+import org.hybrimoe.nativeapi.Engine;
+import org.hybrimoe.ops.DenseOps.WeightType;
+
+/**
+ * Checkpoint-to-layer helpers the architecture packages share: tensor lookups with shape checks
+ * against the config (messages name the file, the tensor and the config fields) and the two
+ * expert layouts mapped onto the engine's expert layers without copies.
+ */
+public final class Layers {
+  private Layers() {}
+
+  /**
+   * Describes one MoE layer's routed experts where they lie in the checkpoint. Packed layout:
+   * {@code <packed>gate_up_proj} [E, 2ff, d] (gate rows first) and {@code <packed>down_proj}
+   * [E, d, ff]; classic: {@code <classic><e>.<names[0|1|2]>.weight} for gate [ff, d], up [ff, d],
+   * down [d, ff]. F32 and BF16 experts are borrowed in place; F16 experts are widened to f32
+   * copies (the engine has no f16 expert kernels).
+   */
+  public static ExpertLayerWeights experts(
+      ModelWeights w, int layer, String packed, String classic, String[] names, int nExperts, int d,
+      int ff, String why) throws IOException {
+    ExpertLayerWeights desc;
+    WeightType type;
+    if (w.has(packed + "gate_up_proj")) {
+      String gu = packed + "gate_up_proj";
+      String dn = packed + "down_proj";
+      type = w.check(gu, why, nExperts, 2L * ff, d);
+      WeightType t2 = w.check(dn, why, nExperts, d, ff);
+      sameType(w, gu, type, dn, t2);
+      ExpertFormat f = formatOf(type);
+      desc =
+          ExpertLayerWeights.builder(f, nExperts, d, ff)
+              .packed(widen(w.bytes(gu), type, 2L * nExperts * ff * d), widen(w.bytes(dn), type, (long) nExperts * d * ff))
+              .build();
+    } else {
+      String first = classic + "0." + names[0] + ".weight";
+      if (!w.has(first)) {
+        throw new ModelFormatException(
+            w.source() + ": layer " + layer + " has neither packed experts '" + packed
+                + "gate_up_proj' nor classic experts '" + first + "'");
+      }
+      type = w.check(first, why, ff, d);
+      ExpertLayerWeights.Builder b = ExpertLayerWeights.builder(formatOf(type), nExperts, d, ff);
+      for (int e = 0; e < nExperts; e++) {
+        String g = classic + e + "." + names[0] + ".weight";
+        String u = classic + e + "." + names[1] + ".weight";
+        String dn = classic + e + "." + names[2] + ".weight";
+        sameType(w, first, type, g, w.check(g, why, ff, d));
+        sameType(w, first, type, u, w.check(u, why, ff, d));
+        sameType(w, first, type, dn, w.check(dn, why, d, ff));
+        b.expert(
+            e, widen(w.bytes(g), type, (long) ff * d), widen(w.bytes(u), type, (long) ff * d),
+            widen(w.bytes(dn), type, (long) d * ff));
+      }
+      desc = b.build();
+      // A checkpoint with more experts than the config names contradicts it.
+      if (w.has(classic + nExperts + "." + names[0] + ".weight")) {
+        throw new ModelFormatException(
+            w.fileOf(classic + nExperts + "." + names[0] + ".weight") + ": tensor '" + classic + nExperts
+                + "." + names[0] + ".weight' exists but " + why + " says " + nExperts + " experts");
+      }
+    }
+    return desc;
+  }
+
+  /** The model's MoE executor over the described expert layers (options' factory, else CPU). */
+  public static MoeLayerExecutor executor(
+      Engine engine, Map<Integer, ExpertLayerWeights> experts, LoadOptions options) {
+    return options.executorFactory().create(engine, Collections.unmodifiableMap(experts), options);
+  }
+
+  /** theta^(-2i/dim) for i < dim/2, in f32 as HF computes RoPE frequencies. */
+  public static float[] ropeInvFreq(double theta, int dim) {
+    return Act.ropeInvFreq(theta, dim);
+  }
+
+  /** The embedding table [vocab, d]. */
+  public static WeightType embedding(ModelWeights w, int vocab, int d) {
+    return w.check("model.embed_tokens.weight", "vocab_size, hidden_size", vocab, d);
+  }
+
+  /** lm_head.weight, or the embedding table when tie_word_embeddings. */
+  public static Linear lmHead(ModelWeights w, ModelConfig cfg, int vocab, int d) throws IOException {
+    boolean tie = cfg.boolOr("tie_word_embeddings", false);
+    String name = tie && !w.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
+    return w.linear(name, null, vocab, d, "vocab_size, hidden_size");
+  }
+
+  /** A norm weight of n elements as f32. */
+  public static FloatBuffer norm(ModelWeights w, String name, int n, String why) throws IOException {
+    return w.vector(name, n, why);
+  }
+
+  private static ExpertFormat formatOf(WeightType t) {
+    return t == WeightType.BF16 ? ExpertFormat.BF16 : ExpertFormat.F32;
+  }
+
+  // F16 expert bytes become an f32 copy; other types pass through untouched.
+  private static ByteBuffer widen(ByteBuffer b, WeightType type, long elements) {
+    if (type != WeightType.F16) {
+      return b;
+    }
+    FloatBuffer f = ModelWeights.toF32(b, type, Math.toIntExact(elements));
+    ByteBuffer out = ByteBuffer.allocateDirect(Math.toIntExact(elements * 4)).order(ByteOrder.LITTLE_ENDIAN);
+    out.asFloatBuffer().put(f);
+    return out;
+  }
+
+  private static void sameType(ModelWeights w, String a, WeightType ta, String b, WeightType tb) {
+    if (ta != tb) {
+      throw new ModelFormatException(
+          w.fileOf(b) + ": tensor '" + b + "' is " + tb + " but '" + a + "' is " + ta
+              + "; a layer's experts must share one dtype");
+    }
+  }
+
+  /**
+   * Grouped-query attention of one layer from {@code <prefix>q_proj/k_proj/v_proj/o_proj}
+   * (.weight, and .bias for q/k/v when {@code bias}), with {@code <prefix>q_norm/k_norm.weight}
+   * when qkNorm is not NONE.
+   */
+  public static GqaAttention gqa(
+      ModelWeights w, String prefix, int d, int heads, int kvHeads, int headDim, boolean bias,
+      GqaAttention.QkNorm qkNorm, float eps, double ropeTheta) throws IOException {
+    String why = "hidden_size, num_attention_heads, num_key_value_heads, head_dim";
+    int qd = heads * headDim;
+    int kd = kvHeads * headDim;
+    Linear q = w.linear(prefix + "q_proj.weight", bias ? prefix + "q_proj.bias" : null, qd, d, why);
+    Linear k = w.linear(prefix + "k_proj.weight", bias ? prefix + "k_proj.bias" : null, kd, d, why);
+    Linear v = w.linear(prefix + "v_proj.weight", bias ? prefix + "v_proj.bias" : null, kd, d, why);
+    Linear o = w.linear(prefix + "o_proj.weight", null, d, qd, why);
+    FloatBuffer qn = null;
+    FloatBuffer kn = null;
+    if (qkNorm == GqaAttention.QkNorm.PER_HEAD) {
+      qn = w.vector(prefix + "q_norm.weight", headDim, "head_dim");
+      kn = w.vector(prefix + "k_norm.weight", headDim, "head_dim");
+    } else if (qkNorm == GqaAttention.QkNorm.FULL) {
+      qn = w.vector(prefix + "q_norm.weight", qd, why);
+      kn = w.vector(prefix + "k_norm.weight", kd, why);
+    }
+    return new GqaAttention(q, k, v, o, heads, kvHeads, headDim, qkNorm, qn, kn, eps, ropeTheta);
+  }
+
+  /** A SwiGLU MLP from {@code <prefix>gate_proj/up_proj/down_proj.weight}. */
+  public static DenseMlp mlp(ModelWeights w, String prefix, int d, int ff, String why) throws IOException {
+    return new DenseMlp(
+        w.linear(prefix + "gate_proj.weight", null, ff, d, why),
+        w.linear(prefix + "up_proj.weight", null, ff, d, why),
+        w.linear(prefix + "down_proj.weight", null, d, ff, why));
+  }
+
+  /** GQA attention sizes from the common config fields, checked against each other. */
+  public record GqaShape(int heads, int kvHeads, int headDim) {
+    /** Reads num_attention_heads, num_key_value_heads (default: heads), head_dim (d / heads). */
+    public static GqaShape of(ModelConfig cfg, int d) {
+      int heads = cfg.requirePositiveInt("num_attention_heads");
+      int kv = cfg.has("num_key_value_heads") ? cfg.requirePositiveInt("num_key_value_heads") : heads;
+      if (heads % kv != 0) {
+        throw cfg.bad("num_key_value_heads", "(" + kv + ") must divide num_attention_heads (" + heads + ")");
+      }
+      int hd;
+      if (cfg.has("head_dim")) {
+        hd = cfg.requirePositiveInt("head_dim");
+      } else {
+        if (d % heads != 0) {
+          throw cfg.bad("num_attention_heads", "(" + heads + ") must divide hidden_size (" + d + ") when head_dim is absent");
+        }
+        hd = d / heads;
+      }
+      if (hd % 2 != 0) {
+        throw cfg.bad("head_dim", "must be even for RoPE, got " + hd);
+      }
+      return new GqaShape(heads, kv, hd);
+    }
+  }
+}

@@ -1,0 +1,34 @@
+package org.hybrimoe.model;
+
+import org.hybrimoe.expert.ExpertFormat;
+
+/**
+ * How to load a model.
+ *
+ * @param threads engine worker threads (0: one per physical core)
+ * @param expertFormat convert routed experts to this format at load (INT8, INT4, or BF16 from
+ *     f32), or null to run them in place in the checkpoint's dtype (CPU executor)
+ * @param groupSize INT4 group size (32, 64 or 128)
+ * @param executors creates the MoE executor; null for the CPU engine's ({@link CpuMoeExecutor})
+ */
+public record LoadOptions(int threads, ExpertFormat expertFormat, int groupSize, MoeExecutorFactory executors) {
+  /** Options with the CPU executor. */
+  public LoadOptions(int threads, ExpertFormat expertFormat, int groupSize) {
+    this(threads, expertFormat, groupSize, null);
+  }
+
+  /** Experts in place, one thread per physical core, CPU executor. */
+  public static LoadOptions defaults() {
+    return new LoadOptions(0, null, 32, null);
+  }
+
+  /** The same options with another executor factory. */
+  public LoadOptions withExecutors(MoeExecutorFactory factory) {
+    return new LoadOptions(threads, expertFormat, groupSize, factory);
+  }
+
+  /** The factory to use: the given one, else the CPU engine's. */
+  MoeExecutorFactory executorFactory() {
+    return executors != null ? executors : CpuMoeExecutor::create;
+  }
+}

@@ -1,0 +1,56 @@
+package org.hybrimoe.model;
+
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import org.hybrimoe.ops.DenseOps;
+
+/**
+ * A mixture-of-experts FFN: router logits x @ gate^T [n, E], routed with {@link Router}, the
+ * chosen experts run by the context's {@link MoeLayerExecutor}, plus an optional shared expert
+ * (a {@link DenseMlp}) scaled by sigmoid(x @ sharedGate^T) when a shared gate is given
+ * (Qwen2-MoE) or added as is (DeepSeek).
+ */
+public final class MoeBlock implements FeedForward {
+  private final Linear router;
+  private final Router routing;
+  private final DenseMlp shared; // null when none
+  private final Linear sharedGate; // [1, d] or null
+
+  public MoeBlock(Linear router, Router routing, DenseMlp shared, Linear sharedGate) {
+    this.router = router;
+    this.routing = routing;
+    this.shared = shared;
+    this.sharedGate = sharedGate;
+  }
+
+  @Override
+  public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
+    int e = routing.nExperts();
+    int k = routing.topK();
+    int d = router.in();
+    FloatBuffer logits = DenseOps.floats((long) n * e);
+    router.apply(ctx.engine(), x, n, logits);
+    IntBuffer ids = DenseOps.ints((long) n * k);
+    FloatBuffer w = DenseOps.floats((long) n * k);
+    routing.route(logits, n, ids, w);
+    for (int i = 0; i < n * d; i++) {
+      out.put(i, 0f);
+    }
+    ctx.experts().run(layer, x, n, k, ids, w, out);
+    if (shared != null) {
+      FloatBuffer s = DenseOps.floats((long) n * d);
+      shared.forward(ctx, layer, x, n, s);
+      FloatBuffer g = null;
+      if (sharedGate != null) {
+        g = DenseOps.floats(n);
+        sharedGate.apply(ctx.engine(), x, n, g);
+      }
+      for (int t = 0; t < n; t++) {
+        float scale = g == null ? 1f : (float) (1.0 / (1.0 + Math.exp(-g.get(t))));
+        for (int i = 0; i < d; i++) {
+          out.put(t * d + i, out.get(t * d + i) + scale * s.get(t * d + i));
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,85 @@
+package org.hybrimoe.model.mixtral;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.hybrimoe.expert.ExpertLayerWeights;
+import org.hybrimoe.model.Architecture;
+import org.hybrimoe.model.CausalLm;
+import org.hybrimoe.model.DecoderLayer;
+import org.hybrimoe.model.GqaAttention;
+import org.hybrimoe.model.Layers;
+import org.hybrimoe.model.Linear;
+import org.hybrimoe.model.LoadOptions;
+import org.hybrimoe.model.ModelConfig;
+import org.hybrimoe.model.ModelWeights;
+import org.hybrimoe.model.MoeBlock;
+import org.hybrimoe.model.MoeLayerExecutor;
+import org.hybrimoe.model.Router;
+import org.hybrimoe.nativeapi.Engine;
+import org.hybrimoe.ops.DenseOps.WeightType;
+
+/**
+ * Mixtral (model_type "mixtral"): GQA attention with rotate_half RoPE, every layer a MoE of
+ * num_local_experts SwiGLU experts, softmax router with the top-k weights always renormalised.
+ * Experts classic (block_sparse_moe.experts.N.w1/w3/w2, router block_sparse_moe.gate) or packed
+ * (mlp.experts.gate_up_proj/down_proj, router mlp.gate).
+ */
+public final class MixtralArchitecture implements Architecture {
+  @Override
+  public List<String> modelTypes() {
+    return List.of("mixtral");
+  }
+
+  @Override
+  public CausalLm build(
+      ModelConfig cfg, ModelWeights w, LoadOptions options, Engine engine, boolean ownsEngine)
+      throws IOException {
+    int vocab = cfg.requirePositiveInt("vocab_size");
+    int d = cfg.requirePositiveInt("hidden_size");
+    int ff = cfg.requirePositiveInt("intermediate_size");
+    int nLayers = cfg.requirePositiveInt("num_hidden_layers");
+    int experts = cfg.requirePositiveInt("num_local_experts");
+    int topK = cfg.requirePositiveInt("num_experts_per_tok");
+    if (topK > experts) {
+      throw cfg.bad("num_experts_per_tok", "(" + topK + ") exceeds num_local_experts (" + experts + ")");
+    }
+    Layers.GqaShape a = Layers.GqaShape.of(cfg, d);
+    float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-5);
+    double theta = cfg.positiveDoubleOr("rope_theta", 1e6);
+    WeightType embType = Layers.embedding(w, vocab, d);
+    Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
+    List<DecoderLayer> layers = new ArrayList<>();
+    String why = "hidden_size, intermediate_size, num_local_experts";
+    for (int l = 0; l < nLayers; l++) {
+      String p = "model.layers." + l + ".";
+      GqaAttention att =
+          Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(), false,
+              GqaAttention.QkNorm.NONE, eps, theta);
+      boolean packed = w.has(p + "mlp.experts.gate_up_proj");
+      String routerName = packed ? p + "mlp.gate.weight" : p + "block_sparse_moe.gate.weight";
+      expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "block_sparse_moe.experts.",
+          new String[] {"w1", "w3", "w2"}, experts, d, ff, why));
+      MoeBlock moe =
+          new MoeBlock(w.linear(routerName, null, experts, d, why), Router.softmax(experts, topK, true), null, null);
+      layers.add(new DecoderLayer(
+          Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
+          Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), moe));
+    }
+    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
+      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
+    }
+    ByteBuffer emb = w.bytes("model.embed_tokens.weight");
+    FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
+    Linear head = Layers.lmHead(w, cfg, vocab, d);
+    // Last, so that nothing after it can fail and leave its native layers unreleased.
+    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
+    return new CausalLm(
+        "mixtral", engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
+        cfg.intOr("max_position_embeddings", 4096));
+  }
+}

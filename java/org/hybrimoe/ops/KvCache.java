@@ -1,0 +1,106 @@
+package org.hybrimoe.ops;
+
+import java.lang.ref.Cleaner;
+import org.hybrimoe.nativeapi.HmoeNative;
+import org.hybrimoe.nativeapi.Native;
+
+/**
+ * A native KV cache: per layer up to maxSeq positions of nKvHeads heads, kDim key and vDim value
+ * floats each, owned natively. {@link DenseOps#attention} appends to one layer and attends over
+ * everything stored. Close it when done (a Cleaner is the backstop).
+ *
+ * <p>Thread-safety: one call at a time per cache.
+ */
+public final class KvCache implements AutoCloseable {
+  private static final Cleaner CLEANER = Cleaner.create();
+
+  private final HmoeNative.hmoe_kv_cache_t handle;
+  private final Cleaner.Cleanable cleanable;
+  private final int nLayers;
+  private final int maxSeq;
+  private final int nKvHeads;
+  private final int kDim;
+  private final int vDim;
+  private boolean closed;
+
+  private KvCache(HmoeNative.hmoe_kv_cache_t handle, int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim) {
+    this.handle = handle;
+    this.nLayers = nLayers;
+    this.maxSeq = maxSeq;
+    this.nKvHeads = nKvHeads;
+    this.kDim = kDim;
+    this.vDim = vDim;
+    this.cleanable = CLEANER.register(this, new Release(handle));
+  }
+
+  /** Creates an empty cache (every layer length 0). */
+  public static KvCache create(int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim) {
+    Native.load();
+    HmoeNative.hmoe_kv_cache_t out = new HmoeNative.hmoe_kv_cache_t();
+    Native.check(
+        "hmoe_kv_cache_create", HmoeNative.hmoe_kv_cache_create(nLayers, maxSeq, nKvHeads, kDim, vDim, out));
+    return new KvCache(out, nLayers, maxSeq, nKvHeads, kDim, vDim);
+  }
+
+  public int nLayers() {
+    return nLayers;
+  }
+
+  /** Positions a layer can hold. */
+  public int maxSeq() {
+    return maxSeq;
+  }
+
+  public int nKvHeads() {
+    return nKvHeads;
+  }
+
+  public int kDim() {
+    return kDim;
+  }
+
+  public int vDim() {
+    return vDim;
+  }
+
+  /** Positions stored in one layer. */
+  public int length(int layer) {
+    long[] out = new long[1];
+    Native.check("hmoe_kv_cache_length", HmoeNative.hmoe_kv_cache_length(handle(), layer, out));
+    return Math.toIntExact(out[0]);
+  }
+
+  /** Drops positions at and after {@code length} in every layer (0: a new sequence). */
+  public void truncate(int length) {
+    Native.check("hmoe_kv_cache_truncate", HmoeNative.hmoe_kv_cache_truncate(handle(), length));
+  }
+
+  HmoeNative.hmoe_kv_cache_t handle() {
+    if (closed) {
+      throw new IllegalStateException("KV cache is closed");
+    }
+    return handle;
+  }
+
+  @Override
+  public void close() {
+    if (!closed) {
+      closed = true;
+      cleanable.clean();
+    }
+  }
+
+  private static final class Release implements Runnable {
+    private final HmoeNative.hmoe_kv_cache_t handle;
+
+    Release(HmoeNative.hmoe_kv_cache_t handle) {
+      this.handle = handle;
+    }
+
+    @Override
+    public void run() {
+      HmoeNative.hmoe_kv_cache_free(handle);
+      handle.setNull();
+    }
+  }
+}

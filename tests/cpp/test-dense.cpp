@@ -1,0 +1,199 @@
+// Dense operations (dense.h) against straightforward double-precision references: linear with
+// f32/bf16/f16 weights and bias under each kernel variant the CPU has, RMSNorm (in place), both RoPE pairings at offsets, and GQA
+// attention appended over two calls (prefill then decode) equal to one full causal pass.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "check.hpp"
+#include "hybrimoe/dense.h"
+#include "internal/bf16.hpp"
+
+namespace {
+
+std::mt19937 rng(7);
+std::vector<float> randv(size_t n) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+// f16 bits of a value that is exactly representable (small integers / 64 here).
+uint16_t to_f16(float f) {
+  if (f == 0) return 0;
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const int32_t exp = int32_t((u >> 23) & 0xff) - 127 + 15;
+  return uint16_t(sign | uint32_t(exp) << 10 | ((u >> 13) & 0x3ffu));
+}
+
+// Small shapes run inline on the caller, large ones on the pool (dense.cpp's kInlineWork).
+void test_linear(hmoe_engine_t* eng, int64_t n, int64_t in, int64_t out) {
+  std::vector<float> x = randv(size_t(n * in)), bias = randv(size_t(out));
+  // Weights k/64 with |k| <= 64: exact in f32, bf16 and f16, so one reference serves all three.
+  std::vector<float> w(size_t(out * in));
+  std::uniform_int_distribution<int> ki(-64, 64);
+  for (auto& v : w) v = float(ki(rng)) / 64.0f;
+  std::vector<uint16_t> wb(w.size()), wh(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = hmoe::f32_to_bf16(w[i]), wh[i] = to_f16(w[i]);
+  std::vector<double> ref(size_t(n * out));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < out; ++r) {
+      double s = bias[size_t(r)];
+      for (int64_t i = 0; i < in; ++i) s += double(x[size_t(t * in + i)]) * w[size_t(r * in + i)];
+      ref[size_t(t * out + r)] = s;
+    }
+  const void* ws[3] = {w.data(), wb.data(), wh.data()};
+  const int32_t dts[3] = {HMOE_DTYPE_F32, HMOE_DTYPE_BF16, HMOE_DTYPE_F16};
+  for (int k = 0; k < 3; ++k) {
+    std::vector<float> y(size_t(n * out), 123.0f);
+    CHECK_OK(hmoe_dense_linear(eng, x.data(), n, in, ws[k], dts[k], out, bias.data(), y.data()));
+    const double err = max_abs_diff(y, ref);
+    if (err > 1e-5) std::fprintf(stderr, "linear dtype %d: max error %g\n", dts[k], err);
+    CHECK(err < 1e-5 * std::sqrt(double(in) / 37.0));
+  }
+  // Without bias, and invalid arguments.
+  std::vector<float> y(size_t(n * out));
+  CHECK_OK(hmoe_dense_linear(eng, x.data(), n, in, w.data(), HMOE_DTYPE_F32, out, nullptr, y.data()));
+  CHECK(std::fabs(y[3] - (ref[3] - bias[3])) < 1e-5);
+  CHECK(hmoe_dense_linear(eng, x.data(), n, in, w.data(), 9, out, nullptr, y.data()) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(std::strstr(hmoe_last_error(), "w_dtype") != nullptr);
+  CHECK(hmoe_dense_linear(eng, x.data(), n, 0, w.data(), HMOE_DTYPE_F32, out, nullptr, y.data()) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_dense_linear(nullptr, x.data(), n, in, w.data(), HMOE_DTYPE_F32, out, nullptr, y.data()) == HMOE_ERR_INVALID_ARGUMENT);
+}
+
+void test_rmsnorm() {
+  const int64_t n = 3, dim = 19, stride = 24;
+  std::vector<float> x = randv(size_t(n * stride)), w = randv(size_t(dim));
+  std::vector<float> y(x);
+  CHECK_OK(hmoe_dense_rmsnorm(y.data(), n, dim, stride, w.data(), 1e-5f, y.data(), stride));
+  double err = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(x[size_t(r * stride + i)]) * x[size_t(r * stride + i)];
+    const double inv = 1.0 / std::sqrt(ss / dim + 1e-5);
+    for (int64_t i = 0; i < dim; ++i)
+      err = std::max(err, std::fabs(y[size_t(r * stride + i)] - w[size_t(i)] * x[size_t(r * stride + i)] * inv));
+    for (int64_t i = dim; i < stride; ++i) CHECK(y[size_t(r * stride + i)] == x[size_t(r * stride + i)]);
+  }
+  CHECK(err < 1e-5);
+  CHECK(hmoe_dense_rmsnorm(x.data(), n, dim, dim - 1, nullptr, 1e-5f, y.data(), stride) == HMOE_ERR_INVALID_ARGUMENT);
+}
+
+void test_rope() {
+  const int64_t n = 3, heads = 2, hd = 12, rot = 8, stride = heads * hd + 4;
+  std::vector<float> x = randv(size_t(n * stride));
+  std::vector<int32_t> pos = {5, 6, 40};
+  std::vector<float> inv(size_t(rot / 2));
+  for (int64_t i = 0; i < rot / 2; ++i) inv[size_t(i)] = float(std::pow(10000.0, -2.0 * double(i) / double(rot)));
+  for (int32_t style : {HMOE_ROPE_HALF, HMOE_ROPE_INTERLEAVED}) {
+    std::vector<float> y(x);
+    CHECK_OK(hmoe_dense_rope(y.data(), n, heads, stride, hd, rot, pos.data(), inv.data(), 1.5f, style));
+    double err = 0;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* a = x.data() + t * stride + h * hd;
+        const float* b = y.data() + t * stride + h * hd;
+        for (int64_t i = 0; i < rot / 2; ++i) {
+          const int64_t p0 = style == HMOE_ROPE_HALF ? i : 2 * i;
+          const int64_t p1 = style == HMOE_ROPE_HALF ? i + rot / 2 : 2 * i + 1;
+          const double ang = double(pos[size_t(t)]) * inv[size_t(i)];
+          err = std::max(err, std::fabs(b[p0] - 1.5 * (a[p0] * std::cos(ang) - a[p1] * std::sin(ang))));
+          err = std::max(err, std::fabs(b[p1] - 1.5 * (a[p1] * std::cos(ang) + a[p0] * std::sin(ang))));
+        }
+        for (int64_t i = rot; i < hd; ++i) CHECK(b[i] == a[i]);  // beyond rot_dim: untouched
+      }
+    CHECK(err < 2e-5);
+  }
+  CHECK(hmoe_dense_rope(x.data(), n, heads, stride, hd, 7, pos.data(), inv.data(), 1.0f, 0) == HMOE_ERR_INVALID_ARGUMENT);
+  pos[1] = -1;
+  CHECK(hmoe_dense_rope(x.data(), n, heads, stride, hd, rot, pos.data(), inv.data(), 1.0f, 0) == HMOE_ERR_INVALID_ARGUMENT);
+}
+
+void test_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, int64_t kd, int64_t vd) {
+  const float scale = 0.7f;
+  std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v = randv(size_t(n * kv * vd));
+  std::vector<double> ref(size_t(n * heads * vd));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t g = h / (heads / kv);
+      std::vector<double> s(size_t(t + 1));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j <= t; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < kd; ++i) d += double(q[size_t((t * heads + h) * kd + i)]) * k[size_t((j * kv + g) * kd + i)];
+        s[size_t(j)] = scale * d;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      for (auto& e : s) sum += (e = std::exp(e - mx));
+      for (int64_t i = 0; i < vd; ++i) {
+        double o = 0;
+        for (int64_t j = 0; j <= t; ++j) o += s[size_t(j)] / sum * v[size_t((j * kv + g) * vd + i)];
+        ref[size_t((t * heads + h) * vd + i)] = o;
+      }
+    }
+  hmoe_kv_cache_t* cache = nullptr;
+  CHECK_OK(hmoe_kv_cache_create(2, n + 2, kv, kd, vd, &cache));
+  if (cache == nullptr) return;
+  std::vector<float> out(size_t(n * heads * vd));
+  const int64_t pre = n - 2;  // prefill into layer 1, then decode 2 tokens one at a time
+  CHECK_OK(hmoe_dense_attention(eng, cache, 1, q.data(), k.data(), v.data(), pre, heads, scale, out.data()));
+  for (int64_t t = pre; t < n; ++t)
+    CHECK_OK(hmoe_dense_attention(eng, cache, 1, q.data() + t * heads * kd, k.data() + t * kv * kd,
+                                  v.data() + t * kv * vd, 1, heads, scale, out.data() + t * heads * vd));
+  CHECK(max_abs_diff(out, ref) < 1e-5);
+  int64_t len = -1;
+  CHECK_OK(hmoe_kv_cache_length(cache, 1, &len));
+  CHECK(len == n);
+  CHECK_OK(hmoe_kv_cache_length(cache, 0, &len));
+  CHECK(len == 0);
+  // Past max_seq: a state error, the cache unchanged.
+  CHECK(hmoe_dense_attention(eng, cache, 1, q.data(), k.data(), v.data(), 3, heads, scale, out.data()) == HMOE_ERR_STATE);
+  CHECK(hmoe_dense_attention(eng, cache, 1, q.data(), k.data(), v.data(), 1, 3, scale, out.data()) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_dense_attention(eng, cache, 2, q.data(), k.data(), v.data(), 1, heads, scale, out.data()) == HMOE_ERR_INVALID_ARGUMENT);
+  // Truncate and recompute the whole sequence at once: same result.
+  CHECK_OK(hmoe_kv_cache_truncate(cache, 0));
+  std::vector<float> out2(out.size());
+  CHECK_OK(hmoe_dense_attention(eng, cache, 1, q.data(), k.data(), v.data(), n, heads, scale, out2.data()));
+  CHECK(max_abs_diff(out2, ref) < 1e-5);
+  hmoe_kv_cache_free(cache);
+  hmoe_kv_cache_free(nullptr);
+  CHECK(hmoe_kv_cache_create(1, 0, 1, 1, 1, &cache) == HMOE_ERR_INVALID_ARGUMENT);
+}
+
+}  // namespace
+
+int main() {
+  hmoe_engine_t* eng = nullptr;
+  CHECK_OK(hmoe_engine_create(3, &eng));
+  if (eng == nullptr) return 1;
+  // Linear under every kernel variant this CPU has (vector row kernels and the scalar path).
+  int tested = 0;
+  for (int v = HMOE_KERNEL_SCALAR; v <= HMOE_KERNEL_AVX512; ++v) {
+    if (hmoe_kernel_variant_force(v) != HMOE_OK) {
+      std::printf("variant %d skipped: %s\n", v, hmoe_last_error());
+      continue;
+    }
+    test_linear(eng, 5, 37, 70);     // inline
+    test_linear(eng, 9, 200, 150);   // pool
+    ++tested;
+  }
+  hmoe_kernel_variant_force(-1);
+  CHECK(tested >= 1);
+  test_rmsnorm();
+  test_rope();
+  test_attention(eng, 6, 4, 2, 5, 3);      // inline
+  test_attention(eng, 40, 8, 2, 64, 48);   // pool
+  hmoe_engine_free(eng);
+  return TEST_RESULT();
+}
