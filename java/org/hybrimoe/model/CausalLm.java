@@ -91,9 +91,9 @@ public final class CausalLm implements AutoCloseable {
   }
 
   /** Embeddings of tokens [n] as f32 rows [n, d]; throws for an id outside the vocabulary. */
-  FloatBuffer embed(int[] tokens) {
+  FloatBuffer embed(int[] tokens, Scratch scratch) {
     int d = hiddenSize();
-    FloatBuffer h = DenseOps.floats((long) tokens.length * d);
+    FloatBuffer h = scratch.floats(Scratch.Slot.HIDDEN, (long) tokens.length * d);
     int rowBytes = d * embeddingType.bytes();
     for (int t = 0; t < tokens.length; t++) {
       int id = tokens[t];
@@ -101,19 +101,17 @@ public final class CausalLm implements AutoCloseable {
         throw new IllegalArgumentException(
             "token id " + id + " at index " + t + " is outside the vocabulary (0.." + (vocabSize() - 1) + ")");
       }
-      FloatBuffer row =
-          ModelWeights.toF32(embedding.slice(id * rowBytes, rowBytes), embeddingType, d);
-      h.put(t * d, row, 0, d);
+      ModelWeights.toF32(embedding.slice(id * rowBytes, rowBytes), embeddingType, d, h.slice(t * d, d));
     }
     return h;
   }
 
   /** Final norm and LM head: logits [n, vocab] from hidden states [n, d]. */
-  FloatBuffer head(FloatBuffer h, int n) {
+  FloatBuffer head(FloatBuffer h, int n, Scratch scratch) {
     int d = hiddenSize();
-    FloatBuffer x = DenseOps.floats((long) n * d);
+    FloatBuffer x = scratch.floats(Scratch.Slot.HEAD_IN, (long) n * d);
     DenseOps.rmsnorm(h, n, d, d, finalNorm, eps, x, d);
-    FloatBuffer logits = DenseOps.floats((long) n * vocabSize());
+    FloatBuffer logits = scratch.floats(Scratch.Slot.LOGITS, (long) n * vocabSize());
     lmHead.apply(engine, x, n, logits);
     return logits;
   }

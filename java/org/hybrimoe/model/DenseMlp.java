@@ -23,8 +23,8 @@ public final class DenseMlp implements FeedForward {
   @Override
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
     int ff = gate.out();
-    FloatBuffer g = DenseOps.floats((long) n * ff);
-    FloatBuffer u = DenseOps.floats((long) n * ff);
+    FloatBuffer g = ctx.floats(Scratch.Slot.MLP_GATE, (long) n * ff);
+    FloatBuffer u = ctx.floats(Scratch.Slot.MLP_UP, (long) n * ff);
     gate.apply(ctx.engine(), x, n, g);
     up.apply(ctx.engine(), x, n, u);
     Act.siluMul(g, u, n * ff);

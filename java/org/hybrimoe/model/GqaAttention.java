@@ -68,9 +68,9 @@ public final class GqaAttention implements Attention {
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
     int qd = heads * headDim;
     int kd = kvHeads * headDim;
-    FloatBuffer qb = DenseOps.floats((long) n * qd);
-    FloatBuffer kb = DenseOps.floats((long) n * kd);
-    FloatBuffer vb = DenseOps.floats((long) n * kd);
+    FloatBuffer qb = ctx.floats(Scratch.Slot.Q, (long) n * qd);
+    FloatBuffer kb = ctx.floats(Scratch.Slot.K, (long) n * kd);
+    FloatBuffer vb = ctx.floats(Scratch.Slot.V, (long) n * kd);
     q.apply(ctx.engine(), x, n, qb);
     k.apply(ctx.engine(), x, n, kb);
     v.apply(ctx.engine(), x, n, vb);
@@ -83,7 +83,7 @@ public final class GqaAttention implements Attention {
     }
     DenseOps.rope(qb, n, heads, qd, headDim, headDim, ctx.positions(), invFreq, 1f, RopeStyle.HALF);
     DenseOps.rope(kb, n, kvHeads, kd, headDim, headDim, ctx.positions(), invFreq, 1f, RopeStyle.HALF);
-    FloatBuffer ab = DenseOps.floats((long) n * qd);
+    FloatBuffer ab = ctx.floats(Scratch.Slot.ATTENDED, (long) n * qd);
     DenseOps.attention(
         ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, (float) (1.0 / Math.sqrt(headDim)), ab);
     o.apply(ctx.engine(), ab, n, out);

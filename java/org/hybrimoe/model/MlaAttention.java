@@ -80,21 +80,21 @@ public final class MlaAttention implements Attention {
   @Override
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
     int qk = nope + rope;
-    FloatBuffer qb = DenseOps.floats((long) n * heads * qk);
+    FloatBuffer qb = ctx.floats(Scratch.Slot.Q, (long) n * heads * qk);
     if (qProj != null) {
       qProj.apply(ctx.engine(), x, n, qb);
     } else {
-      FloatBuffer qa = DenseOps.floats((long) n * qA.out());
+      FloatBuffer qa = ctx.floats(Scratch.Slot.Q_LATENT, (long) n * qA.out());
       qA.apply(ctx.engine(), x, n, qa);
       DenseOps.rmsnorm(qa, n, qA.out(), qA.out(), qANorm, LATENT_EPS, qa, qA.out());
       qB.apply(ctx.engine(), qa, n, qb);
     }
     int aw = rank + rope;
-    FloatBuffer ab = DenseOps.floats((long) n * aw);
+    FloatBuffer ab = ctx.floats(Scratch.Slot.KV_LATENT, (long) n * aw);
     kvA.apply(ctx.engine(), x, n, ab);
-    FloatBuffer c = DenseOps.floats((long) n * rank);
+    FloatBuffer c = ctx.floats(Scratch.Slot.KV_NORMED, (long) n * rank);
     DenseOps.rmsnorm(ab, n, rank, aw, kvANorm, LATENT_EPS, c, rank);
-    FloatBuffer kv = DenseOps.floats((long) n * heads * (nope + vd));
+    FloatBuffer kv = ctx.floats(Scratch.Slot.KV_UP, (long) n * heads * (nope + vd));
     kvB.apply(ctx.engine(), c, n, kv);
     // RoPE: q's rope part of every head, and the single shared k_pe.
     DenseOps.rope(
@@ -102,8 +102,8 @@ public final class MlaAttention implements Attention {
         invFreq, ropeScale, RopeStyle.INTERLEAVED);
     FloatBuffer pe = ab.slice(rank, ab.capacity() - rank);
     DenseOps.rope(pe, n, 1, aw, rope, rope, ctx.positions(), invFreq, ropeScale, RopeStyle.INTERLEAVED);
-    FloatBuffer kb = DenseOps.floats((long) n * heads * qk);
-    FloatBuffer vb = DenseOps.floats((long) n * heads * vd);
+    FloatBuffer kb = ctx.floats(Scratch.Slot.K, (long) n * heads * qk);
+    FloatBuffer vb = ctx.floats(Scratch.Slot.V, (long) n * heads * vd);
     for (int t = 0; t < n; t++) {
       for (int h = 0; h < heads; h++) {
         int src = (t * heads + h) * (nope + vd);
@@ -119,7 +119,7 @@ public final class MlaAttention implements Attention {
         }
       }
     }
-    FloatBuffer att = DenseOps.floats((long) n * heads * vd);
+    FloatBuffer att = ctx.floats(Scratch.Slot.ATTENDED, (long) n * heads * vd);
     DenseOps.attention(ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, softmaxScale, att);
     o.apply(ctx.engine(), att, n, out);
   }

@@ -184,8 +184,14 @@ public final class ModelWeights implements AutoCloseable {
 
   /** n values of type from b's position, widened to f32 in a new direct buffer. */
   public static FloatBuffer toF32(ByteBuffer b, WeightType type, int n) {
-    ByteBuffer src = b.slice().order(ByteOrder.LITTLE_ENDIAN);
     FloatBuffer out = DenseOps.floats(n);
+    toF32(b, type, n, out);
+    return out;
+  }
+
+  /** n values of type from b's position, widened to f32 into out[0, n). */
+  public static void toF32(ByteBuffer b, WeightType type, int n, FloatBuffer out) {
+    ByteBuffer src = b.slice().order(ByteOrder.LITTLE_ENDIAN);
     for (int i = 0; i < n; i++) {
       out.put(i, switch (type) {
         case F32 -> src.getFloat(4 * i);
@@ -193,7 +199,6 @@ public final class ModelWeights implements AutoCloseable {
         case F16 -> halfToFloat(src.getShort(2 * i));
       });
     }
-    return out;
   }
 
   /** IEEE binary16 bits to float, exactly (subnormals, infinities and NaN included). */

@@ -2,7 +2,6 @@ package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
-import org.hybrimoe.ops.DenseOps;
 
 /**
  * A mixture-of-experts FFN: router logits x @ gate^T [n, E], routed with {@link Router}, the
@@ -28,21 +27,21 @@ public final class MoeBlock implements FeedForward {
     int e = routing.nExperts();
     int k = routing.topK();
     int d = router.in();
-    FloatBuffer logits = DenseOps.floats((long) n * e);
+    FloatBuffer logits = ctx.floats(Scratch.Slot.ROUTER_LOGITS, (long) n * e);
     router.apply(ctx.engine(), x, n, logits);
-    IntBuffer ids = DenseOps.ints((long) n * k);
-    FloatBuffer w = DenseOps.floats((long) n * k);
+    IntBuffer ids = ctx.ints(Scratch.Slot.EXPERT_IDS, (long) n * k);
+    FloatBuffer w = ctx.floats(Scratch.Slot.EXPERT_WEIGHTS, (long) n * k);
     routing.route(logits, n, ids, w);
     for (int i = 0; i < n * d; i++) {
       out.put(i, 0f);
     }
     ctx.experts().run(layer, x, n, k, ids, w, out);
     if (shared != null) {
-      FloatBuffer s = DenseOps.floats((long) n * d);
+      FloatBuffer s = ctx.floats(Scratch.Slot.SHARED_OUT, (long) n * d);
       shared.forward(ctx, layer, x, n, s);
       FloatBuffer g = null;
       if (sharedGate != null) {
-        g = DenseOps.floats(n);
+        g = ctx.floats(Scratch.Slot.SHARED_GATE, n);
         sharedGate.apply(ctx.engine(), x, n, g);
       }
       for (int t = 0; t < n; t++) {

@@ -13,6 +13,7 @@ import org.hybrimoe.ops.KvCache;
 public final class Session implements AutoCloseable {
   private final CausalLm model;
   private final KvCache cache;
+  private final Scratch scratch = new Scratch(); // activations, reused by every step
   private int position;
 
   Session(CausalLm model, int maxSeq) {
@@ -60,7 +61,7 @@ public final class Session implements AutoCloseable {
           "sequence of " + (position + n) + " tokens exceeds the session's " + cache.maxSeq() + " positions");
     }
     int d = model.hiddenSize();
-    IntBuffer pos = DenseOps.ints(n);
+    IntBuffer pos = scratch.ints(Scratch.Slot.POSITIONS, n);
     for (int t = 0; t < n; t++) {
       pos.put(t, position + t);
     }
@@ -73,10 +74,10 @@ public final class Session implements AutoCloseable {
   }
 
   private float[][] run(int[] tokens, int n, int d, IntBuffer pos, boolean lastOnly) {
-    ForwardContext ctx = new ForwardContext(model.engine(), cache, model.experts(), pos);
-    FloatBuffer h = model.embed(tokens);
-    FloatBuffer x = DenseOps.floats((long) n * d);
-    FloatBuffer y = DenseOps.floats((long) n * d);
+    ForwardContext ctx = new ForwardContext(model.engine(), cache, model.experts(), pos, scratch);
+    FloatBuffer h = model.embed(tokens, scratch);
+    FloatBuffer x = scratch.floats(Scratch.Slot.NORMED, (long) n * d);
+    FloatBuffer y = scratch.floats(Scratch.Slot.SUBLAYER_OUT, (long) n * d);
     for (int l = 0; l < model.numLayers(); l++) {
       DecoderLayer layer = model.layers().get(l);
       DenseOps.rmsnorm(h, n, d, d, layer.norm1(), model.eps(), x, d);
@@ -88,7 +89,7 @@ public final class Session implements AutoCloseable {
     }
     position += n;
     int rows = lastOnly ? 1 : n;
-    FloatBuffer logits = model.head(lastOnly ? h.slice((n - 1) * d, d) : h, rows);
+    FloatBuffer logits = model.head(lastOnly ? h.slice((n - 1) * d, d) : h, rows, scratch);
     int v = model.vocabSize();
     float[][] out = new float[rows][v];
     for (int t = 0; t < rows; t++) {
