@@ -17,6 +17,7 @@ import java.util.concurrent.Callable;
 import org.hybrimoe.device.Device;
 import org.hybrimoe.device.ExpertShape;
 import org.hybrimoe.nativeapi.HmoeNative;
+import org.hybrimoe.ops.DenseOps;
 import org.hybrimoe.nativeapi.Native;
 import org.hybrimoe.runtime.CudaDevice;
 import org.hybrimoe.runtime.CudaDiscovery;
@@ -112,7 +113,7 @@ final class BenchGpuCommand implements Callable<Integer> {
         FloatBuffer sc = null;
         if (shape.format() == ExpertShape.Format.INT4) {
           long scales = Math.max(shape.rows(0) * shape.scalesPerRow(0), shape.rows(2) * shape.scalesPerRow(2));
-          sc = directFloats(Math.toIntExact(scales));
+          sc = DenseOps.floats(Math.toIntExact(scales));
           for (int i = 0; i < sc.capacity(); i++) {
             sc.put(i, 0.01f);
           }
@@ -141,20 +142,20 @@ final class BenchGpuCommand implements Callable<Integer> {
 
   private float time(Device dev, Shape s, int tokens) {
     int k = s.topK();
-    FloatBuffer x = directFloats(tokens * s.d());
+    FloatBuffer x = DenseOps.floats(tokens * s.d());
     SplittableRandom r = new SplittableRandom(3);
     for (int i = 0; i < x.capacity(); i++) {
       x.put(i, (float) r.nextDouble(-1, 1));
     }
-    IntBuffer ids = directInts(tokens * k);
-    FloatBuffer wts = directFloats(tokens * k);
+    IntBuffer ids = DenseOps.ints(tokens * k);
+    FloatBuffer wts = DenseOps.floats(tokens * k);
     for (int t = 0; t < tokens; t++) {
       for (int j = 0; j < k; j++) {
         ids.put(t * k + j, j); // every token to the same k experts: tokens per expert = tokens
         wts.put(t * k + j, 1f / k);
       }
     }
-    IntBuffer slotOf = directInts(k);
+    IntBuffer slotOf = DenseOps.ints(k);
     for (int j = 0; j < k; j++) {
       slotOf.put(j, j);
     }
@@ -203,13 +204,5 @@ final class BenchGpuCommand implements Callable<Integer> {
       b.put(i, (byte) r.nextInt(256));
     }
     return b;
-  }
-
-  static FloatBuffer directFloats(int n) {
-    return ByteBuffer.allocateDirect(n * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
-  }
-
-  static IntBuffer directInts(int n) {
-    return ByteBuffer.allocateDirect(n * 4).order(ByteOrder.nativeOrder()).asIntBuffer();
   }
 }

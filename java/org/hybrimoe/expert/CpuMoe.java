@@ -70,12 +70,12 @@ public final class CpuMoe implements AutoCloseable {
       FloatBuffer weights, ByteBuffer expertMask, FloatBuffer out) {
     long d = layer.dModel();
     long n = nTokens;
-    ExpertLayerWeights.requireBytes("x", x, n * d * (xType == InputType.F32 ? 4 : 2));
+    Native.requireDirect("x", x, n * d * (xType == InputType.F32 ? 4 : 2));
     Native.requireDirect("ids", ids, n * topK);
     Native.requireDirect("weights", weights, n * topK);
     Native.requireDirect("out", out, n * d);
     if (expertMask != null) {
-      ExpertLayerWeights.requireBytes("expertMask", expertMask, layer.nExperts());
+      Native.requireDirect("expertMask", expertMask, layer.nExperts());
     }
     Native.check(
         "hmoe_cpu_moe_run",
@@ -96,7 +96,7 @@ public final class CpuMoe implements AutoCloseable {
     Native.requireDirect("weights", weights, n * topK);
     Native.requireDirect("out", out, n * layer.dModel());
     if (expertMask != null) {
-      ExpertLayerWeights.requireBytes("expertMask", expertMask, layer.nExperts());
+      Native.requireDirect("expertMask", expertMask, layer.nExperts());
     }
     Native.check(
         "hmoe_cpu_moe_run",

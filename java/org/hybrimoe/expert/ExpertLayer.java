@@ -91,14 +91,14 @@ public final class ExpertLayer implements AutoCloseable {
     Objects.checkIndex(e, nExperts);
     long inRow = format.rowBytes(dModel, groupSize);
     long ffRow = format.rowBytes(dFf, groupSize);
-    ExpertLayerWeights.requireBytes("gate", x.gate(), dFf * inRow);
-    ExpertLayerWeights.requireBytes("up", x.up(), dFf * inRow);
-    ExpertLayerWeights.requireBytes("down", x.down(), dModel * ffRow);
+    Native.requireDirect("gate", x.gate(), dFf * inRow);
+    Native.requireDirect("up", x.up(), dFf * inRow);
+    Native.requireDirect("down", x.down(), dModel * ffRow);
     if (format.quantized()) {
       long s = 4 * format.scalesPerRow(dModel, groupSize);
-      ExpertLayerWeights.requireBytes("gateScales", x.gateScales(), dFf * s);
-      ExpertLayerWeights.requireBytes("upScales", x.upScales(), dFf * s);
-      ExpertLayerWeights.requireBytes(
+      Native.requireDirect("gateScales", x.gateScales(), dFf * s);
+      Native.requireDirect("upScales", x.upScales(), dFf * s);
+      Native.requireDirect(
           "downScales", x.downScales(), dModel * 4 * format.scalesPerRow(dFf, groupSize));
     }
     Native.check(
@@ -117,9 +117,9 @@ public final class ExpertLayer implements AutoCloseable {
       throw new IllegalArgumentException("source must be F32 or BF16, got " + sourceFormat);
     }
     long es = sourceFormat == ExpertFormat.F32 ? 4 : 2;
-    ExpertLayerWeights.requireBytes("gate", src.gate(), dFf * dModel * es);
-    ExpertLayerWeights.requireBytes("up", src.up(), dFf * dModel * es);
-    ExpertLayerWeights.requireBytes("down", src.down(), dModel * dFf * es);
+    Native.requireDirect("gate", src.gate(), dFf * dModel * es);
+    Native.requireDirect("up", src.up(), dFf * dModel * es);
+    Native.requireDirect("down", src.down(), dModel * dFf * es);
     int dtype =
         sourceFormat == ExpertFormat.F32 ? HmoeNative.HMOE_DTYPE_F32 : HmoeNative.HMOE_DTYPE_BF16;
     Native.check(

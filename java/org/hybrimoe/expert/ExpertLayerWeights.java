@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Objects;
+import org.hybrimoe.nativeapi.Native;
 
 /**
  * Where the bytes of one MoE layer's experts are: format, shapes, and per expert the gate, up
@@ -130,8 +131,8 @@ public final class ExpertLayerWeights {
       }
       long proj = dFf * format.rowBytes(dModel, groupSize);
       long downBytes = dModel * format.rowBytes(dFf, groupSize);
-      requireBytes("gateUp", gateUp, nExperts * 2 * proj);
-      requireBytes("down", down, nExperts * downBytes);
+      Native.requireDirect("gateUp", gateUp, nExperts * 2 * proj);
+      Native.requireDirect("down", down, nExperts * downBytes);
       for (int e = 0; e < nExperts; e++) {
         put(
             e,
@@ -151,13 +152,13 @@ public final class ExpertLayerWeights {
       Objects.checkIndex(e, nExperts);
       long inRow = format.rowBytes(dModel, groupSize);
       long ffRow = format.rowBytes(dFf, groupSize);
-      requireBytes("gate", gate, dFf * inRow);
-      requireBytes("up", up, dFf * inRow);
-      requireBytes("down", down, dModel * ffRow);
+      Native.requireDirect("gate", gate, dFf * inRow);
+      Native.requireDirect("up", up, dFf * inRow);
+      Native.requireDirect("down", down, dModel * ffRow);
       if (format.quantized()) {
-        requireBytes("gateScales", gs, 4 * dFf * format.scalesPerRow(dModel, groupSize));
-        requireBytes("upScales", us, 4 * dFf * format.scalesPerRow(dModel, groupSize));
-        requireBytes("downScales", ds, 4 * dModel * format.scalesPerRow(dFf, groupSize));
+        Native.requireDirect("gateScales", gs, 4 * dFf * format.scalesPerRow(dModel, groupSize));
+        Native.requireDirect("upScales", us, 4 * dFf * format.scalesPerRow(dModel, groupSize));
+        Native.requireDirect("downScales", ds, 4 * dModel * format.scalesPerRow(dFf, groupSize));
       }
       experts.set(
           e,
@@ -169,20 +170,6 @@ public final class ExpertLayerWeights {
 
     public ExpertLayerWeights build() {
       return new ExpertLayerWeights(this);
-    }
-  }
-
-  static void requireBytes(String name, ByteBuffer b, long bytes) {
-    if (b == null) {
-      throw new NullPointerException(name + " must not be null");
-    }
-    if (!b.isDirect()) {
-      throw new IllegalArgumentException(
-          name + " must be a direct buffer (allocateDirect or a mapped file), not a heap buffer");
-    }
-    if (b.remaining() < bytes) {
-      throw new IllegalArgumentException(
-          name + " has " + b.remaining() + " bytes remaining, needs " + bytes);
     }
   }
 
