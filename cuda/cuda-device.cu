@@ -2,6 +2,7 @@
 // per-slot events that enforce the load/compute hazards on the GPU (see device.h).
 #include <algorithm>
 #include <cstring>
+#include <list>
 #include <map>
 #include <memory>
 #include <vector>
@@ -37,6 +38,12 @@ class CudaDevice final : public hmoe_device {
         HMOE_CUDA_CHECK(cudaEventCreateWithFlags(&stage_done_[i], cudaEventDisableTiming));
       }
       HMOE_CUDA_CHECK(cudaEventCreateWithFlags(&inputs_consumed_, cudaEventDisableTiming));
+      HMOE_CUDA_CHECK(cudaEventCreateWithFlags(&order_, cudaEventDisableTiming));
+      // The timeline's origin: an event the idle compute stream passes now, next to the host clock.
+      HMOE_CUDA_CHECK(cudaEventCreate(&epoch_));
+      HMOE_CUDA_CHECK(cudaEventRecord(epoch_, streams_[HMOE_STREAM_COMPUTE]));
+      HMOE_CUDA_CHECK(cudaEventSynchronize(epoch_));
+      epoch_host_ms_ = now_ms();
     } catch (...) {
       release();
       throw;
@@ -70,19 +77,22 @@ class CudaDevice final : public hmoe_device {
     registered_.erase(it);
   }
 
-  void load(int32_t slot, const void* const src[3], const float* const scales[3], int32_t stream) override {
+  void load(int32_t slot, const void* const src[3], const float* const scales[3], int32_t stream,
+            const IntervalPtr& timing) override {
     DeviceScope scope(index_);
     cudaStream_t s = streams_[stream];
     const size_t i = size_t(slot);
     // Never overwrite a slot a kernel may still read, nor race an earlier load into it.
     if (used_[i]) HMOE_CUDA_CHECK(cudaStreamWaitEvent(s, released_[i], 0));
     if (loaded_[i]) HMOE_CUDA_CHECK(cudaStreamWaitEvent(s, ready_[i], 0));
+    Timed timed = timed_begin(timing, s);
     char* dst = static_cast<char*>(pool_) + i * size_t(slot_bytes);
     for (int p = 0; p < 3; ++p) {
       copy_in(dst + layout.weights_at[p], src[p], size_t(layout.rows[p] * layout.row_bytes[p]), s);
       if (layout.scales_per_row[p] > 0)
         copy_in(dst + layout.scales_at[p], scales[p], size_t(layout.rows[p] * layout.scales_per_row[p] * 4), s);
     }
+    timed_end(timed, s);  // before ready_: whoever waited for the load finds its timing complete
     HMOE_CUDA_CHECK(cudaEventRecord(ready_[i], s));
     loaded_[i] = 1;
   }
@@ -95,12 +105,17 @@ class CudaDevice final : public hmoe_device {
     return HMOE_SLOT_READY;
   }
 
-  void moe_run(const MoePlan& plan, const float* x, float* out) override {
+  void moe_run(const MoePlan& plan, const float* x, float* out, std::vector<IntervalPtr>* run_timing) override {
     DeviceScope scope(index_);
     finish_pending_output();
     cudaStream_t s = streams_[HMOE_STREAM_COMPUTE];
     const size_t out_bytes = size_t(plan.n_tokens) * size_t(shape.d_model) * 4;
-    enqueue(plan, x, s);
+    // One interval for the whole job (its kernels are one launch); every run gets it.
+    IntervalPtr job = run_timing && !run_timing->empty() ? std::make_shared<Interval>() : nullptr;
+    enqueue(plan, x, s, job);
+    if (job) {
+      for (auto& t : *run_timing) t = job;
+    }
     out_host_.reserve(out_bytes);
     HMOE_CUDA_CHECK(cudaMemcpyAsync(out_host_.as<void>(), out_dev_.as<void>(), out_bytes,
                                     cudaMemcpyDeviceToHost, s));
@@ -112,6 +127,42 @@ class CudaDevice final : public hmoe_device {
     DeviceScope scope(index_);
     for (auto& st : streams_) HMOE_CUDA_CHECK(cudaStreamSynchronize(st));
     finish_pending_output();
+    poll_timings();
+  }
+
+  bool per_run_timing() const override { return false; }
+
+  void wait_compute() override {
+    DeviceScope scope(index_);
+    HMOE_CUDA_CHECK(cudaStreamSynchronize(streams_[HMOE_STREAM_COMPUTE]));
+    finish_pending_output();
+    poll_timings();
+  }
+
+  void order_streams(int32_t before, int32_t after) override {
+    DeviceScope scope(index_);
+    HMOE_CUDA_CHECK(cudaEventRecord(order_, streams_[before]));
+    HMOE_CUDA_CHECK(cudaStreamWaitEvent(streams_[after], order_, 0));
+  }
+
+  void poll_timings() override {
+    DeviceScope scope(index_);
+    // Completion is in order per stream, not across streams: look at every entry.
+    for (auto it = timed_.begin(); it != timed_.end();) {
+      if (pending(it->end)) {
+        ++it;
+        continue;
+      }
+      float a = 0, b = 0;
+      HMOE_CUDA_CHECK(cudaEventElapsedTime(&a, epoch_, it->start));
+      HMOE_CUDA_CHECK(cudaEventElapsedTime(&b, epoch_, it->end));
+      it->interval->start_ms = epoch_host_ms_ + a;
+      it->interval->end_ms = epoch_host_ms_ + b;
+      it->interval->done.store(true, std::memory_order_release);
+      spare_events_.push_back(it->start);
+      spare_events_.push_back(it->end);
+      it = timed_.erase(it);
+    }
   }
 
   float time_moe(const MoePlan& plan, const float* x, int32_t reps) override {
@@ -167,8 +218,41 @@ class CudaDevice final : public hmoe_device {
     }
   }
 
+  // A timed piece of queued work: events around it, resolved into the interval by poll_timings.
+  struct Timed {
+    cudaEvent_t start = nullptr, end = nullptr;
+    IntervalPtr interval;
+  };
+
+  cudaEvent_t timing_event() {
+    if (!spare_events_.empty()) {
+      cudaEvent_t e = spare_events_.back();
+      spare_events_.pop_back();
+      return e;
+    }
+    cudaEvent_t e = nullptr;
+    HMOE_CUDA_CHECK(cudaEventCreate(&e));
+    return e;
+  }
+
+  Timed timed_begin(const IntervalPtr& interval, cudaStream_t s) {
+    Timed t;
+    if (!interval) return t;
+    t.interval = interval;
+    t.start = timing_event();
+    t.end = timing_event();
+    HMOE_CUDA_CHECK(cudaEventRecord(t.start, s));
+    return t;
+  }
+
+  void timed_end(Timed& t, cudaStream_t s) {
+    if (!t.interval) return;
+    HMOE_CUDA_CHECK(cudaEventRecord(t.end, s));
+    timed_.push_back(t);
+  }
+
   // Uploads x and the plan, waits for the slots' loads, zeroes out, launches.
-  void enqueue(const MoePlan& plan, const float* x, cudaStream_t s) {
+  void enqueue(const MoePlan& plan, const float* x, cudaStream_t s, const IntervalPtr& timing = nullptr) {
     const int d = shape.d_model, ff = shape.d_ff;
     for (int32_t r = 0; r < plan.runs(); ++r)
       if (!loaded_[size_t(plan.run_slot[size_t(r)])])
@@ -235,7 +319,9 @@ class CudaDevice final : public hmoe_device {
     HMOE_CUDA_CHECK(cudaMemcpyAsync(plan_dev_.as<void>(), plan_host_.as<void>(), plan_bytes, cudaMemcpyHostToDevice, s));
     HMOE_CUDA_CHECK(cudaEventRecord(inputs_consumed_, s));
     for (int32_t slot : plan.run_slot) HMOE_CUDA_CHECK(cudaStreamWaitEvent(s, ready_[size_t(slot)], 0));
+    Timed timed = timed_begin(timing, s);
     launch(plan, s);
+    timed_end(timed, s);
     for (int32_t slot : plan.run_slot) {
       HMOE_CUDA_CHECK(cudaEventRecord(released_[size_t(slot)], s));
       used_[size_t(slot)] = 1;
@@ -318,6 +404,16 @@ class CudaDevice final : public hmoe_device {
     }
     if (inputs_consumed_) cudaEventDestroy(inputs_consumed_);
     inputs_consumed_ = nullptr;
+    if (order_) cudaEventDestroy(order_);
+    if (epoch_) cudaEventDestroy(epoch_);
+    order_ = epoch_ = nullptr;
+    for (auto& t : timed_) {
+      cudaEventDestroy(t.start);
+      cudaEventDestroy(t.end);
+    }
+    timed_.clear();
+    for (auto e : spare_events_) cudaEventDestroy(e);
+    spare_events_.clear();
     for (auto& st : streams_) {
       if (st) cudaStreamDestroy(st);
       st = nullptr;
@@ -338,6 +434,11 @@ class CudaDevice final : public hmoe_device {
   cudaEvent_t stage_done_[2] = {nullptr, nullptr};
   int stage_next_ = 0;
   cudaEvent_t inputs_consumed_ = nullptr;      // x/plan staging may be rewritten once this fires
+  cudaEvent_t order_ = nullptr;                // order_streams' barrier
+  cudaEvent_t epoch_ = nullptr;                // timeline origin, passed at epoch_host_ms_
+  double epoch_host_ms_ = 0;
+  std::list<Timed> timed_;                     // queued timed work not yet resolved
+  std::vector<cudaEvent_t> spare_events_;      // timing events to reuse
   DeviceBuffer x_dev_, out_dev_, plan_dev_, h_, abf_, hbf_, xq_, hq_;
   static int pad32(int n) { return (n + 31) / 32 * 32; }
   // Bytes of an int8 activation area for `rows` rows of `pad` columns: q, scales, sums (see carve).

@@ -27,6 +27,7 @@
 #include "internal/cpu.hpp"
 #include "internal/engine.hpp"
 #include "internal/onednn_ffn.hpp"
+#include "internal/expert_layer.hpp"
 #include "internal/status.hpp"
 
 namespace {
@@ -76,6 +77,22 @@ struct hmoe_expert_layer {
                               down ? rb_ff : rb_d, down ? spr_ff : spr_d, format, group};
   }
 };
+
+namespace hmoe {
+
+void expert_pointers(const hmoe_expert_layer_t* layer, int64_t e, const void* w[3], const float* s[3]) {
+  if (layer == nullptr) fail(HMOE_ERR_INVALID_ARGUMENT, "expert layer must not be NULL");
+  if (e < 0 || e >= layer->n_experts)
+    fail(HMOE_ERR_INVALID_ARGUMENT, "expert %lld out of range [0, %lld)", (long long)e, (long long)layer->n_experts);
+  const ExpertSlot& x = layer->experts[size_t(e)];
+  if (!x.set) fail(HMOE_ERR_STATE, "expert %lld has no weights", (long long)e);
+  for (int p = 0; p < 3; ++p) {
+    w[p] = x.w[p];
+    s[p] = x.s[p];
+  }
+}
+
+}  // namespace hmoe
 
 namespace {
 

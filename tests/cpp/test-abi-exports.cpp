@@ -13,6 +13,7 @@
 #include "hybrimoe/dense.h"
 #include "hybrimoe/device.h"
 #include "hybrimoe/hmoe.h"
+#include "hybrimoe/hybrid.h"
 
 static const void* const kExports[] = {
     reinterpret_cast<const void*>(&hmoe_last_error),
@@ -72,6 +73,13 @@ static const void* const kExports[] = {
     reinterpret_cast<const void*>(&hmoe_kv_cache_length),
     reinterpret_cast<const void*>(&hmoe_kv_cache_truncate),
     reinterpret_cast<const void*>(&hmoe_dense_attention),
+    reinterpret_cast<const void*>(&hmoe_hybrid_create),
+    reinterpret_cast<const void*>(&hmoe_hybrid_free),
+    reinterpret_cast<const void*>(&hmoe_hybrid_set_layer),
+    reinterpret_cast<const void*>(&hmoe_hybrid_preload),
+    reinterpret_cast<const void*>(&hmoe_hybrid_run),
+    reinterpret_cast<const void*>(&hmoe_hybrid_sync),
+    reinterpret_cast<const void*>(&hmoe_clock_ms),
 };
 
 static const char* const kNames[] = {
@@ -132,6 +140,13 @@ static const char* const kNames[] = {
     "hmoe_kv_cache_length",
     "hmoe_kv_cache_truncate",
     "hmoe_dense_attention",
+    "hmoe_hybrid_create",
+    "hmoe_hybrid_free",
+    "hmoe_hybrid_set_layer",
+    "hmoe_hybrid_preload",
+    "hmoe_hybrid_run",
+    "hmoe_hybrid_sync",
+    "hmoe_clock_ms",
 };
 
 int main(int argc, char** argv) {

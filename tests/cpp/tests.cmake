@@ -14,7 +14,8 @@ set_tests_properties(cuda-device PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
 add_test(NAME abi-exports COMMAND test-abi-exports
          ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hmoe.h ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/cpu_moe.h
          ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/device.h
-         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/dense.h)
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/dense.h
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hybrid.h)
 set_tests_properties(abi-exports PROPERTIES LABELS cpu)
 
 # The CPU MoE operator: every variant the CPU has (cpu-moe), then each forced through HMOE_KERNEL
@@ -34,3 +35,7 @@ set_tests_properties(emulated-device PROPERTIES LABELS cpu)
 # Dense transformer operations (linear, RMSNorm, RoPE, KV-cached attention) against double references.
 add_test(NAME dense COMMAND test-dense)
 set_tests_properties(dense PROPERTIES LABELS cpu SKIP_RETURN_CODE 77)
+
+# The hybrid layer executor on the emulated device: mixed plans equal all-CPU; refused plans.
+add_test(NAME hybrid COMMAND test-hybrid)
+set_tests_properties(hybrid PROPERTIES LABELS cpu)

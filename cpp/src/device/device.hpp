@@ -3,7 +3,10 @@
 // cuda/cuda-device.cu, host-emulated in emulated_device.cpp) only move bytes and run kernels.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "hybrimoe/device.h"
@@ -36,6 +39,28 @@ struct SlotLayout {
 SlotLayout slot_layout(const hmoe_expert_shape_t& s);  // throws on an invalid shape
 int64_t expert_bytes(const hmoe_expert_shape_t& s);
 
+// The plan of one moe_run: the (token, j) entries whose expert has a slot, grouped by slot.
+// Validates ids ([n_tokens, top_k] in [0, n_experts)) and slot_of_expert ([n_experts], -1 or a slot).
+MoePlan build_plan(const ::hmoe_device* d, int32_t n_tokens, const int32_t* ids, const float* weights,
+                   int32_t top_k, const int32_t* slot_of_expert, int32_t n_experts);
+
+// The engine's clock for measured timelines: milliseconds of the host's steady clock since the
+// library's first call of it. GPU times are converted onto it.
+inline double now_ms() {
+  static const auto epoch = std::chrono::steady_clock::now();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - epoch).count();
+}
+
+// A measured interval of queued device work on the now_ms() clock. The device fills it when the
+// work has finished (the emulated device from its worker, CUDA from events in poll_timings), then
+// sets done (release); readers check done (acquire) first. Shared, so that it outlives whichever
+// side lets go first.
+struct Interval {
+  std::atomic<bool> done{false};
+  double start_ms = 0, end_ms = 0;
+};
+using IntervalPtr = std::shared_ptr<Interval>;
+
 }  // namespace hmoe
 
 // Polymorphic base of both implementations; the opaque handle of the C ABI points at one.
@@ -49,12 +74,26 @@ struct hmoe_device {
   virtual int32_t kind() const = 0;
   virtual bool register_host(const void* ptr, int64_t bytes) = 0;  // false: refused, not an error
   virtual void unregister_host(const void* ptr) = 0;
-  // src[p] / scales[p]: projection p's rows and (int4) scales in host memory.
-  virtual void load(int32_t slot, const void* const src[3], const float* const scales[3], int32_t stream) = 0;
+  // src[p] / scales[p]: projection p's rows and (int4) scales in host memory. timing (may be
+  // null) receives when the copy ran.
+  virtual void load(int32_t slot, const void* const src[3], const float* const scales[3], int32_t stream,
+                    const hmoe::IntervalPtr& timing) = 0;
   virtual int32_t slot_state(int32_t slot) = 0;
-  // x [n_tokens, d] f32 host; out [n_tokens, d] f32 host, written by wait().
-  virtual void moe_run(const hmoe::MoePlan& plan, const float* x, float* out) = 0;
+  // x [n_tokens, d] f32 host; out [n_tokens, d] f32 host, written by wait() or wait_compute().
+  // run_timing (may be null) receives one interval per run (plan.run_slot order): each run's own
+  // where per_run_timing(), else the whole job's in every entry.
+  virtual void moe_run(const hmoe::MoePlan& plan, const float* x, float* out,
+                       std::vector<hmoe::IntervalPtr>* run_timing) = 0;
+  virtual bool per_run_timing() const = 0;
   virtual void wait() = 0;
+  // Waits for the compute stream only (and the loads its kernels wait on) and writes the pending
+  // output; prefetches may still be running afterwards.
+  virtual void wait_compute() = 0;
+  // Work queued on `after` from now on starts only after the work queued on `before` so far
+  // (demand transfers ahead of prefetches on the link).
+  virtual void order_streams(int32_t before, int32_t after) = 0;
+  // Fills the intervals of work that has finished (CUDA: event queries); never blocks.
+  virtual void poll_timings() {}
   virtual float time_moe(const hmoe::MoePlan& plan, const float* x, int32_t reps) = 0;
 
   const hmoe_expert_shape_t shape;

@@ -56,6 +56,8 @@ void require_slot(const hmoe_device_t* d, int32_t slot) {
     fail(HMOE_ERR_INVALID_ARGUMENT, "slot %d out of range [0, %d)", slot, d->slots);
 }
 
+}  // namespace
+
 // Groups the (token, j) routing entries whose expert lives in a slot by slot: count per slot,
 // prefix offsets, then pack. Validates ids and slot mapping as it goes.
 MoePlan build_plan(const hmoe_device_t* d, int32_t n_tokens, const int32_t* ids, const float* weights,
@@ -104,7 +106,6 @@ MoePlan build_plan(const hmoe_device_t* d, int32_t n_tokens, const int32_t* ids,
   return p;
 }
 
-}  // namespace
 }  // namespace hmoe
 
 extern "C" {
@@ -174,7 +175,7 @@ int hmoe_device_load(hmoe_device_t* device, int32_t slot, const void* gate, cons
                  stream);
     const void* const src[3] = {gate, up, down};
     const float* const scales[3] = {gate_scales, up_scales, down_scales};
-    device->load(slot, src, scales, stream);
+    device->load(slot, src, scales, stream, nullptr);
   });
 }
 
@@ -196,7 +197,7 @@ int hmoe_device_moe_run(hmoe_device_t* device, const float* x, int32_t n_tokens,
     if (n_tokens == 0) return;
     HMOE_REQUIRE_PTR(x);
     HMOE_REQUIRE_PTR(out);
-    device->moe_run(plan, x, out);
+    device->moe_run(plan, x, out, nullptr);
   });
 }
 

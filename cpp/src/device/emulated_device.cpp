@@ -153,7 +153,8 @@ class EmulatedDevice final : public hmoe_device {
     for (int s : {HMOE_STREAM_COPY, HMOE_STREAM_PREFETCH}) streams_[s]->drain();
   }
 
-  void load(int32_t s, const void* const src[3], const float* const scales[3], int32_t stream) override {
+  void load(int32_t s, const void* const src[3], const float* const scales[3], int32_t stream,
+            const IntervalPtr& timing) override {
     const size_t i = size_t(s);
     const uint64_t after_use = used_[i] ? released_[i].last() : 0;  // never overwrite while read
     const uint64_t after_load = ready_[i].last();                      // nor race an earlier load
@@ -161,15 +162,21 @@ class EmulatedDevice final : public hmoe_device {
     loaded_[i] = 1;
     const void* p[3] = {src[0], src[1], src[2]};
     const float* q[3] = {scales[0], scales[1], scales[2]};
-    streams_[stream]->submit([this, i, after_use, after_load, gen, p, q] {
+    streams_[stream]->submit([this, i, after_use, after_load, gen, p, q, timing] {
       released_[i].wait(after_use);
       ready_[i].wait(after_load);
+      const double t0 = now_ms();
       sleep_us(copy_delay_us_.load());
       unsigned char* dst = slot(int32_t(i));
       for (int k = 0; k < 3; ++k) {
         std::memcpy(dst + layout.weights_at[k], p[k], size_t(layout.rows[k] * layout.row_bytes[k]));
         if (layout.scales_per_row[k] > 0)
           std::memcpy(dst + layout.scales_at[k], q[k], size_t(layout.rows[k] * layout.scales_per_row[k] * 4));
+      }
+      if (timing) {
+        timing->start_ms = t0;
+        timing->end_ms = now_ms();
+        timing->done.store(true, std::memory_order_release);
       }
       ready_[i].complete(gen);
     });
@@ -183,9 +190,10 @@ class EmulatedDevice final : public hmoe_device {
     return HMOE_SLOT_READY;
   }
 
-  void moe_run(const MoePlan& plan, const float* x, float* out) override {
+  void moe_run(const MoePlan& plan, const float* x, float* out, std::vector<IntervalPtr>* run_timing) override {
     finish_pending_output();
     auto job = prepare(plan, x);  // inputs are read (copied) before returning
+    if (run_timing) job->timing = *run_timing;
     pending_out_ = out;
     pending_elems_ = job->out.size();
     result_ = job;
@@ -195,6 +203,20 @@ class EmulatedDevice final : public hmoe_device {
   void wait() override {
     for (auto& st : streams_) st->drain();
     finish_pending_output();
+  }
+
+  bool per_run_timing() const override { return true; }
+
+  void wait_compute() override {
+    streams_[HMOE_STREAM_COMPUTE]->drain();
+    finish_pending_output();
+  }
+
+  void order_streams(int32_t before, int32_t after) override {
+    auto ev = std::make_shared<Event>();
+    const uint64_t g = ev->record();
+    streams_[before]->submit([ev, g] { ev->complete(g); });
+    streams_[after]->submit([ev, g] { ev->wait(g); });
   }
 
   float time_moe(const MoePlan& plan, const float* x, int32_t reps) override {
@@ -226,6 +248,8 @@ class EmulatedDevice final : public hmoe_device {
     std::vector<float> x, weights, out;
     std::vector<int32_t> ids;  // [n_tokens, top_k] slot ids, -1 = padding
     std::vector<std::pair<size_t, uint64_t>> wait_ready, complete_released;
+    std::vector<int32_t> run_slot;      // the plan's runs, in order
+    std::vector<IntervalPtr> timing;    // per run, or empty
     int status = HMOE_OK;
     std::string error;
   };
@@ -254,6 +278,7 @@ class EmulatedDevice final : public hmoe_device {
         job->weights[at] = plan.pair_weight[size_t(p)];
       }
     }
+    job->run_slot = plan.run_slot;
     for (int32_t s : plan.run_slot) {
       const size_t i = size_t(s);
       job->wait_ready.emplace_back(i, ready_[i].last());
@@ -267,8 +292,25 @@ class EmulatedDevice final : public hmoe_device {
     for (auto& [i, g] : job.wait_ready) ready_[i].wait(g);
     sleep_us(compute_delay_us_.load());
     if (job.n_tokens > 0 && !job.complete_released.empty()) {
-      job.status = hmoe_cpu_moe_run(engine_, layer_, job.x.data(), HMOE_DTYPE_F32, job.n_tokens, job.top_k,
-                                    job.ids.data(), job.weights.data(), nullptr, job.out.data());
+      if (job.timing.empty()) {
+        job.status = hmoe_cpu_moe_run(engine_, layer_, job.x.data(), HMOE_DTYPE_F32, job.n_tokens, job.top_k,
+                                      job.ids.data(), job.weights.data(), nullptr, job.out.data());
+      } else {
+        // Timed: one run (slot) at a time, in plan order, as a GPU runs its kernels.
+        std::vector<uint8_t> mask(size_t(slots), 0);
+        for (size_t r = 0; r < job.run_slot.size() && job.status == HMOE_OK; ++r) {
+          mask[size_t(job.run_slot[r])] = 1;
+          const double t0 = now_ms();
+          job.status = hmoe_cpu_moe_run(engine_, layer_, job.x.data(), HMOE_DTYPE_F32, job.n_tokens, job.top_k,
+                                        job.ids.data(), job.weights.data(), mask.data(), job.out.data());
+          mask[size_t(job.run_slot[r])] = 0;
+          if (r < job.timing.size() && job.timing[r]) {
+            job.timing[r]->start_ms = t0;
+            job.timing[r]->end_ms = now_ms();
+            job.timing[r]->done.store(true, std::memory_order_release);
+          }
+        }
+      }
       if (job.status != HMOE_OK) job.error = hmoe_last_error();
     }
     for (auto& [i, g] : job.complete_released) released_[i].complete(g);
