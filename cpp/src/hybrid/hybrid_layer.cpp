@@ -256,6 +256,13 @@ Checked check_plan(hmoe_hybrid_t* h, const int32_t* plan, int64_t plan_ints, con
     } else if (t.kind != HMOE_PLAN_PREFETCH) {
       fail(HMOE_ERR_INVALID_ARGUMENT, "plan transfer %d: kind %d is neither demand (0) nor prefetch (1)", j, t.kind);
     }
+    const void* w[3];
+    const float* sc[3];
+    try {
+      expert_pointers(h->layers[size_t(t.layer)].routed, t.expert, w, sc);  // its bytes exist
+    } catch (const Error& e) {
+      fail(e.status(), "plan transfer %d (layer %d expert %d): %s", j, t.layer, t.expert, e.what());
+    }
     c.xfers.push_back(t);
   }
   // Wave 0 reads the resident GPU experts; a demand load into a slot the current wave reads (or

@@ -248,7 +248,8 @@ public final class Device implements AutoCloseable {
     Native.requireDirect("slotOfExpert", slotOf, nExperts);
   }
 
-  HmoeNative.hmoe_device_t handle() {
+  /** The native handle, for other bindings (the hybrid executor); valid while this is open. */
+  public HmoeNative.hmoe_device_t handle() {
     return handle.get();
   }
 

@@ -164,7 +164,8 @@ public final class ExpertLayer implements AutoCloseable {
     return groupSize;
   }
 
-  HmoeNative.hmoe_expert_layer_t handle() {
+  /** The native handle, for other bindings (the hybrid executor); valid while this is open. */
+  public HmoeNative.hmoe_expert_layer_t handle() {
     return handle.get();
   }
 

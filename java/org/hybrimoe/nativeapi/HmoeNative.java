@@ -22,7 +22,7 @@ import org.bytedeco.javacpp.annotation.Platform;
  * direct NIO buffers, passed by address without a copy.
  */
 @Platform(
-    include = {"hybrimoe/hmoe.h", "hybrimoe/device.h", "hybrimoe/dense.h"},
+    include = {"hybrimoe/hmoe.h", "hybrimoe/device.h", "hybrimoe/dense.h", "hybrimoe/hybrid.h"},
     link = "hybrimoe",
     // libhybrimoe needs libdnnl.so.3 (and oneDNN libgomp.so.1): JavaCPP extracts both from the dnnl
     // platform jar and loads them first, which satisfies our library's dependency by soname.
@@ -55,6 +55,18 @@ public final class HmoeNative {
     }
 
     public hmoe_device_t(Pointer p) {
+      super(p);
+    }
+  }
+
+  /** Opaque hybrid layer executor handle (hmoe_hybrid_t*). */
+  @Opaque
+  public static final class hmoe_hybrid_t extends Pointer {
+    public hmoe_hybrid_t() {
+      super((Pointer) null);
+    }
+
+    public hmoe_hybrid_t(Pointer p) {
       super(p);
     }
   }
@@ -365,4 +377,35 @@ public final class HmoeNative {
       @Cast("const float*") FloatBuffer q, @Cast("const float*") FloatBuffer k,
       @Cast("const float*") FloatBuffer v, @Cast("int64_t") long n, @Cast("int64_t") long nHeads,
       float scale, @Cast("float*") FloatBuffer out);
+
+  // ---- hybrid.h ----
+
+  public static native int hmoe_hybrid_create(
+      hmoe_engine_t engine, hmoe_device_t device, int nLayers, int nExperts, @ByPtrPtr hmoe_hybrid_t out);
+
+  public static native void hmoe_hybrid_free(hmoe_hybrid_t hybrid);
+
+  public static native int hmoe_hybrid_set_layer(
+      hmoe_hybrid_t hybrid, int layer, @Const hmoe_expert_layer_t routed, @Const hmoe_expert_layer_t shared,
+      @Cast("const int32_t*") int[] sharedSlots);
+
+  public static native int hmoe_hybrid_preload(hmoe_hybrid_t hybrid, int layer, int expert, int slot);
+
+  public static native int hmoe_hybrid_run(
+      hmoe_hybrid_t hybrid,
+      @Cast("const int32_t*") IntBuffer plan,
+      @Cast("int64_t") long planInts,
+      @Cast("const float*") FloatBuffer x,
+      int nTokens,
+      @Cast("const int32_t*") IntBuffer ids,
+      @Cast("const float*") FloatBuffer weights,
+      int topK,
+      @Cast("const float*") FloatBuffer sharedWeights,
+      @Cast("float*") FloatBuffer out,
+      @Cast("double*") java.nio.DoubleBuffer timeline,
+      @Cast("int64_t") long timelineCap);
+
+  public static native int hmoe_hybrid_sync(hmoe_hybrid_t hybrid);
+
+  public static native double hmoe_clock_ms();
 }

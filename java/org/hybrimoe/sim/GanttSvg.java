@@ -11,39 +11,67 @@ import java.util.Locale;
  */
 public final class GanttSvg {
   private static final String[] LANES = {"GPU", "CPU", "PCIe"};
+  /** Lanes of a measured timeline drawn above the predicted one ({@link #measuredVsPredicted}). */
+  public static final String[] PAIRED_LANES = {
+    "GPU measured", "GPU predicted", "CPU measured", "CPU predicted", "PCIe measured", "PCIe predicted"
+  };
   private static final int LANE_H = 46;
-  private static final int LEFT = 60;
   private static final int WIDTH = 1400;
 
   private GanttSvg() {}
 
-  /** The SVG document for the events, titled. */
+  /** The SVG document for the events (lanes GPU, CPU, PCIe), titled. */
   public static String render(String title, List<TimelineEvent> events) {
+    return render(title, events, LANES);
+  }
+
+  /**
+   * Measured and predicted timelines of the same work on one time axis, each lane of the measured
+   * one above its prediction: lanes are renamed "GPU measured", "GPU predicted", ...
+   */
+  public static String measuredVsPredicted(String title, List<TimelineEvent> measured, List<TimelineEvent> predicted) {
+    List<TimelineEvent> all = new java.util.ArrayList<>();
+    for (TimelineEvent e : measured) {
+      all.add(new TimelineEvent(e.lane() + " measured", e.startMs(), e.endMs(), e.label(), e.prefetch()));
+    }
+    for (TimelineEvent e : predicted) {
+      all.add(new TimelineEvent(e.lane() + " predicted", e.startMs(), e.endMs(), e.label(), e.prefetch()));
+    }
+    return render(title, all, PAIRED_LANES);
+  }
+
+  /** The SVG document for the events on the given lanes, titled. */
+  public static String render(String title, List<TimelineEvent> events, String[] lanes) {
+    int longest = 0;
+    for (String l : lanes) {
+      longest = Math.max(longest, l.length());
+    }
+    int left = Math.max(60, 12 + 7 * longest);
     double end = 0;
     for (TimelineEvent e : events) {
       end = Math.max(end, e.endMs());
     }
     end = Math.max(end, 1e-6);
-    double scale = (WIDTH - LEFT - 20) / end;
-    int height = 60 + LANES.length * (LANE_H + 10) + 40;
+    double scale = (WIDTH - left - 20) / end;
+    int height = 60 + lanes.length * (LANE_H + 10) + 40;
     StringBuilder sb = new StringBuilder();
     sb.append(String.format(Locale.ROOT,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"10\">%n",
         WIDTH, height));
     sb.append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-    sb.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"20\" font-size=\"14\">%s</text>%n", LEFT, escape(title)));
-    for (int li = 0; li < LANES.length; li++) {
+    sb.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"20\" font-size=\"14\">%s</text>%n", left, escape(title)));
+    for (int li = 0; li < lanes.length; li++) {
       int y = 40 + li * (LANE_H + 10);
       sb.append(String.format(Locale.ROOT,
           "<text x=\"8\" y=\"%d\" font-size=\"12\">%s</text><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#f4f4f4\" stroke=\"#ccc\"/>%n",
-          y + LANE_H / 2 + 4, LANES[li], LEFT, y, WIDTH - LEFT - 20, LANE_H));
+          y + LANE_H / 2 + 4, lanes[li], left, y, WIDTH - left - 20, LANE_H));
       double busy = 0;
       for (TimelineEvent e : events) {
-        if (!e.lane().equals(LANES[li])) {
+        if (!e.lane().equals(lanes[li])) {
           continue;
         }
         busy += e.endMs() - e.startMs();
-        double x = LEFT + e.startMs() * scale;
+        double x = left + e.startMs() * scale;
         double w = Math.max(1, (e.endMs() - e.startMs()) * scale);
         String fill = color(e);
         sb.append(String.format(Locale.ROOT,
@@ -59,24 +87,24 @@ public final class GanttSvg {
         sb.append("</g>\n");
       }
       sb.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" fill=\"#555\">busy %.2f of %.2f ms (%.0f%% idle)</text>%n",
-          LEFT + 4, y + LANE_H + 9, busy, end, 100 * (1 - busy / end)));
+          left + 4, y + LANE_H + 9, busy, end, 100 * (1 - busy / end)));
     }
-    int ay = 40 + LANES.length * (LANE_H + 10) + 14;
+    int ay = 40 + lanes.length * (LANE_H + 10) + 14;
     for (int i = 0; i <= 10; i++) {
       double t = end * i / 10;
-      double x = LEFT + t * scale;
+      double x = left + t * scale;
       sb.append(String.format(Locale.ROOT, "<line x1=\"%.1f\" y1=\"36\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>"
           + "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.2f ms</text>%n", x, x, ay - 10, x, ay, t));
     }
     sb.append(String.format(Locale.ROOT,
         "<text x=\"%d\" y=\"%d\" fill=\"#555\">blue: routed expert, green: shared expert, grey: attention and router, orange: demand transfer, yellow: prefetch or cache fill</text>%n",
-        LEFT, ay + 18));
+        left, ay + 18));
     sb.append("</svg>\n");
     return sb.toString();
   }
 
   private static String color(TimelineEvent e) {
-    if (e.lane().equals("PCIe")) {
+    if (e.lane().startsWith("PCIe")) {
       return e.prefetch() ? "#f6d55c" : "#ed8c3b";
     }
     if (e.label().contains("attn")) {
@@ -85,7 +113,7 @@ public final class GanttSvg {
     if (e.label().contains("shared")) {
       return "#6cc08b";
     }
-    return e.lane().equals("GPU") ? "#5b8def" : "#8fb3f5";
+    return e.lane().startsWith("GPU") ? "#5b8def" : "#8fb3f5";
   }
 
   private static String shortLabel(String s) {

@@ -238,6 +238,20 @@ public abstract class ExpertCache implements SlotAllocator {
     return new Slot(victimSlot, victim / experts, victim % experts);
   }
 
+  /**
+   * Drops a key from its slot without counting an eviction: a transfer that was planned but never
+   * ran (its layer failed), so the cache does not believe in bytes that are not there.
+   */
+  public void forget(int layer, int expert) {
+    int key = layer * experts + expert;
+    int s = keySlot[key];
+    if (s >= 0) {
+      slotKey[s] = -1;
+      keySlot[key] = -1;
+      prefetchedUnused[key] = false;
+    }
+  }
+
   /** Marks a resident key as landed by a prefetch and not yet used. */
   public void markPrefetched(int layer, int expert) {
     prefetchedUnused[layer * experts + expert] = true;

@@ -41,6 +41,21 @@ public final class OnlineCostModel {
     gpuScale = update(gpuScale, ms / base.gpuMs(n, first));
   }
 
+  /**
+   * A measured GPU time (ms) for several experts at once (one kernel launch over them, as CUDA
+   * measures it): loads[i] tokens each, the first one including the layer's first-expert cost
+   * when {@code first}.
+   */
+  public void observeGpuBatch(int[] loads, boolean first, double ms) {
+    double predicted = 0;
+    for (int i = 0; i < loads.length; i++) {
+      predicted += base.gpuMs(loads[i], first && i == 0);
+    }
+    if (predicted > 0) {
+      gpuScale = update(gpuScale, ms / predicted);
+    }
+  }
+
   /** A measured transfer time (ms) of one expert. */
   public void observeTransfer(double ms) {
     linkScale = update(linkScale, ms / base.xferMs());

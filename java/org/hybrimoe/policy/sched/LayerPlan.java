@@ -75,6 +75,40 @@ public final class LayerPlan {
     this.makespan = makespan;
   }
 
+  /**
+   * The plan of a machine without an expert device: every routed expert on the CPU, lightest first
+   * (as the scheduler queues CPU work), then the shared experts, no transfers.
+   *
+   * @param shared shared experts (ids -1 - s), each computing {@code sharedLoad} tokens
+   * @param sharedScale a shared expert's time over a routed expert's with the same load
+   */
+  public static LayerPlan allOnCpu(int layer, int[] experts, int[] loads, int shared, int sharedLoad, double sharedScale,
+      org.hybrimoe.policy.cost.CostModel cost) {
+    int n = experts.length;
+    Integer[] idx = new Integer[n];
+    for (int i = 0; i < n; i++) {
+      idx[i] = i;
+    }
+    Arrays.sort(idx, (a, b) -> loads[a] != loads[b] ? Integer.compare(loads[a], loads[b]) : Integer.compare(experts[a], experts[b]));
+    int total = n + shared;
+    int[] ids = new int[total], dev = new int[total], ord = new int[total], ld = new int[total];
+    float[] st = new float[total], en = new float[total];
+    double t = 0;
+    for (int q = 0; q < total; q++) {
+      int i = q < n ? idx[q] : q;
+      ids[i] = q < n ? experts[i] : -1 - (q - n);
+      ld[i] = q < n ? loads[i] : sharedLoad;
+      dev[i] = CPU;
+      ord[i] = q;
+      st[i] = (float) t;
+      t += q < n ? cost.cpuMs(ld[i], q == 0) : sharedScale * cost.cpuMs(sharedLoad, q == 0);
+      en[i] = (float) t;
+    }
+    int[] none = new int[0];
+    float[] fnone = new float[0];
+    return new LayerPlan(layer, ids, dev, ord, ld, st, en, none, none, none, none, none, none, fnone, fnone, (float) t);
+  }
+
   public int layer() {
     return layer;
   }

@@ -1,0 +1,793 @@
+package org.hybrimoe.hybrid;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+import org.hybrimoe.device.Device;
+import org.hybrimoe.expert.ExpertLayer;
+import org.hybrimoe.model.MoeLayerExecutor;
+import org.hybrimoe.nativeapi.Engine;
+import org.hybrimoe.nativeapi.Native;
+import org.hybrimoe.policy.PolicyBundle;
+import org.hybrimoe.policy.cache.ExpertCache;
+import org.hybrimoe.policy.cache.LruCache;
+import org.hybrimoe.policy.cache.MrsCache;
+import org.hybrimoe.policy.cache.StaticCache;
+import org.hybrimoe.policy.cost.CostModel;
+import org.hybrimoe.policy.cost.OnlineCostModel;
+import org.hybrimoe.policy.prefetch.ImpactPrefetcher;
+import org.hybrimoe.policy.prefetch.PrefetchAccuracy;
+import org.hybrimoe.policy.sched.HybridScheduler;
+import org.hybrimoe.policy.sched.LayerPlan;
+import org.hybrimoe.policy.sched.LayerRequest;
+import org.hybrimoe.policy.sched.SlotAllocator;
+
+/**
+ * The hybrid MoE executor: per MoE layer the Java policies of a {@link PolicyBundle} (cache,
+ * scheduler, prefetcher) make the plan, {@link HybridEngine} runs it in one native call, and the
+ * measured timeline comes back to refine the cost model ({@link OnlineCostModel}). The same layer
+ * logic as the simulator's ({@link org.hybrimoe.sim.Simulator}), on the real clock.
+ *
+ * <p>Device slots: {@code [0, cacheSlots)} the expert cache, then {@code stagingSlots} staging
+ * slots (misses moved for one use, and the staged prefetches of static placements), then one
+ * pinned slot per shared expert ({@link #deviceSlots}). Without a device every expert runs on the
+ * CPU. MoE layers are numbered 0..L-1 here; {@link #run} takes decoder layer indices and maps them.
+ *
+ * <p>Owns nothing it is given (engine, device, expert layers); owns its native executor. Not
+ * thread-safe: one forward pass at a time.
+ */
+public final class HybridMoe implements MoeLayerExecutor {
+  /**
+   * Configuration.
+   *
+   * @param cacheSlots device slots of the expert cache (0 with no device)
+   * @param stagingSlots device slots for experts moved for one use (>= 1 with a device)
+   * @param profileCounts [layers * experts] activation counts for static placements and the warm
+   *     start (null: every count equal)
+   * @param costAlpha weight of a new measurement in the online cost refinement (0: no refinement)
+   * @param maxPrefetchCandidates heaviest predicted misses evaluated per look-ahead layer
+   */
+  public record Config(PolicyBundle bundle, CostModel cost, int cacheSlots, int stagingSlots, long[] profileCounts,
+      double costAlpha, int maxPrefetchCandidates) {
+    public Config {
+      if (cacheSlots < 0 || stagingSlots < 0 || costAlpha < 0 || costAlpha > 1 || maxPrefetchCandidates < 1) {
+        throw new IllegalArgumentException("bad hybrid config: cache slots " + cacheSlots + ", staging " + stagingSlots
+            + ", alpha " + costAlpha + ", prefetch candidates " + maxPrefetchCandidates);
+      }
+    }
+
+    /** Defaults: refinement weight 0.2, 12 prefetch candidates, no profile. */
+    public static Config of(PolicyBundle bundle, CostModel cost, int cacheSlots, int stagingSlots) {
+      return new Config(bundle, cost, cacheSlots, stagingSlots, null, 0.2, 12);
+    }
+  }
+
+  /** Counters since creation (or {@link #resetStats}). */
+  public record Stats(long layers, long activations, long hits, long cpuExperts, long gpuExperts, long demandTransfers,
+      long prefetches, long prefetchUsed, long prefetchWasted, long bytesMoved, double measuredMs, double predictedMs) {
+    public double hitRate() {
+      return activations == 0 ? 0 : (double) hits / activations;
+    }
+  }
+
+  private static final int RECENT = 256;
+
+  private final PolicyBundle bundle;
+  private final Config config;
+  private final int layers;
+  private final int experts;
+  private final int topK;
+  private final int dModel;
+  private final int[] moeOf; // decoder layer -> MoE layer, -1
+  private final Device device;
+  private final HybridEngine engine;
+  private final ExpertCache cache; // null without a device
+  private final int stagingFrom;
+  private final int staging;
+  private final int[] sharedCount; // per MoE layer
+  private final boolean[] sharedOnDevice;
+  private final double[] sharedScale; // per MoE layer: shared expert time over a routed one's
+  private final OnlineCostModel online;
+  private final PrefetchAccuracy accuracy;
+  private final boolean[][][] pending; // [distance][layer] predicted experts awaiting the layer
+  private final long expertBytes;
+  private RoutePredictor predictor;
+  // Staging ring: which key a staging slot is reserved for (a staged prefetch), -1 free.
+  private final int[] stagingReserved;
+  private final int[] stagedSlot; // [L * E] staging slot holding a staged prefetch, -1
+  private final double[] stagedArrival;
+  private int stagingNext;
+  private double linkBusy;
+  // Flat plan and timeline buffers, grown as needed.
+  private IntBuffer planBuf = direct(64).asIntBuffer();
+  private DoubleBuffer timelineBuf = direct(8 * 256).asDoubleBuffer();
+  // Prefetches whose measured times arrive later: sequence number -> (timeline, transfer index).
+  private final Map<Long, Object[]> latePending = new HashMap<>();
+  private final ArrayDeque<LayerTimeline> recent = new ArrayDeque<>();
+  // Stats.
+  private long nLayers, activations, hits, cpuExperts, gpuExperts, demand, prefetches, stagedUsed, stagedWasted, bytes;
+  private long prefetchUsedBase, prefetchWastedBase;
+  private double measuredMs, predictedMs;
+
+  /**
+   * An executor over MoE layers 0..routed.size()-1.
+   *
+   * @param device the expert device, or null (CPU only)
+   * @param routed per MoE layer its routed experts (on a device, in the device's shape and format)
+   * @param shared per MoE layer its shared experts (null entries or list: none), routed shape
+   * @param sharedScale per MoE layer the cost of one shared expert over a routed one (its
+   *     intermediate size over the routed one's; 1 when split into routed-shaped pieces)
+   * @param decoderLayers per MoE layer its decoder layer index (what {@link #run} receives)
+   * @param topK experts per token
+   */
+  public HybridMoe(Engine cpu, Device device, Config config, List<ExpertLayer> routed, List<ExpertLayer> shared,
+      int[] decoderLayers, int topK) {
+    this.config = config;
+    this.bundle = config.bundle();
+    this.layers = routed.size();
+    if (layers == 0 || decoderLayers.length != layers) {
+      throw new IllegalArgumentException("need one decoder layer index per MoE layer: " + decoderLayers.length + " for "
+          + layers + " MoE layers");
+    }
+    this.experts = routed.get(0).nExperts();
+    this.dModel = (int) routed.get(0).dModel();
+    this.topK = topK;
+    if (topK < 1 || topK > experts) {
+      throw new IllegalArgumentException("top-k " + topK + " outside [1, " + experts + "]");
+    }
+    int maxDecoder = Arrays.stream(decoderLayers).max().getAsInt();
+    this.moeOf = new int[maxDecoder + 1];
+    Arrays.fill(moeOf, -1);
+    for (int m = 0; m < layers; m++) {
+      if (decoderLayers[m] < 0 || moeOf[decoderLayers[m]] >= 0) {
+        throw new IllegalArgumentException("decoder layer indices must be distinct and >= 0: "
+            + Arrays.toString(decoderLayers));
+      }
+      moeOf[decoderLayers[m]] = m;
+    }
+    this.device = device;
+    this.sharedCount = new int[layers];
+    this.sharedOnDevice = new boolean[layers];
+    this.sharedScale = new double[layers];
+    int totalShared = 0;
+    for (int m = 0; m < layers; m++) {
+      ExpertLayer s = shared == null ? null : shared.get(m);
+      sharedCount[m] = s == null ? 0 : s.nExperts();
+      sharedScale[m] = 1;
+      totalShared += sharedCount[m];
+    }
+    if (device == null && (config.cacheSlots() > 0 || config.stagingSlots() > 0)) {
+      throw new IllegalArgumentException("cache and staging slots need a device");
+    }
+    if (device != null) {
+      int need = deviceSlots(config.cacheSlots(), config.stagingSlots(), totalShared);
+      if (config.stagingSlots() < 1) {
+        throw new IllegalArgumentException("a device needs at least one staging slot");
+      }
+      if (device.slots() < need) {
+        throw new IllegalArgumentException("device has " + device.slots() + " slots; cache " + config.cacheSlots()
+            + " + staging " + config.stagingSlots() + " + shared " + totalShared + " need " + need);
+      }
+    }
+    this.staging = device == null ? 0 : config.stagingSlots();
+    this.stagingFrom = config.cacheSlots();
+    this.stagingReserved = new int[staging];
+    Arrays.fill(stagingReserved, -1);
+    this.stagedSlot = new int[layers * experts];
+    Arrays.fill(stagedSlot, -1);
+    this.stagedArrival = new double[layers * experts];
+    this.online = new OnlineCostModel(config.cost(), Math.max(config.costAlpha(), 1e-9));
+    this.accuracy = new PrefetchAccuracy(Math.max(1, bundle.lookahead()));
+    this.pending = new boolean[Math.max(1, bundle.lookahead()) + 1][layers][];
+    this.expertBytes = config.cost().expertBytes();
+    this.cache = device == null ? null : newCache(config);
+    this.engine = HybridEngine.create(cpu, device, layers, experts);
+    try {
+      int pin = stagingFrom + staging;
+      for (int m = 0; m < layers; m++) {
+        ExpertLayer s = shared == null ? null : shared.get(m);
+        int[] slots = null;
+        if (s != null && device != null) {
+          slots = IntStream.range(pin, pin + s.nExperts()).toArray();
+          pin += s.nExperts();
+          sharedOnDevice[m] = true;
+        }
+        engine.setLayer(m, routed.get(m), s, slots);
+      }
+      if (cache != null) {
+        for (int m = 0; m < layers; m++) {
+          for (int e = 0; e < experts; e++) {
+            if (cache.resident(m, e)) {
+              engine.preload(m, e, cache.slotOf(m, e));
+            }
+          }
+        }
+        engine.sync();
+      }
+    } catch (RuntimeException ex) {
+      engine.close();
+      throw ex;
+    }
+  }
+
+  /** Device slots an executor needs: cache, staging, one per shared expert. */
+  public static int deviceSlots(int cacheSlots, int stagingSlots, int sharedExperts) {
+    return cacheSlots + stagingSlots + sharedExperts;
+  }
+
+  private ExpertCache newCache(Config c) {
+    long[] counts = c.profileCounts();
+    if (counts != null && counts.length != layers * experts) {
+      throw new IllegalArgumentException("profile counts must have layers * experts = " + layers * experts + " entries");
+    }
+    int slots = Math.min(c.cacheSlots(), layers * experts);
+    long[] cnt = counts != null ? counts : new long[layers * experts];
+    Integer[] keys = IntStream.range(0, layers * experts).boxed().toArray(Integer[]::new);
+    Arrays.sort(keys, (a, b) -> cnt[a] != cnt[b] ? Long.compare(cnt[b], cnt[a]) : Integer.compare(a, b));
+    int[] warm = Arrays.stream(keys).mapToInt(Integer::intValue).toArray();
+    PolicyBundle.CacheKind kind = c.bundle().cache();
+    ExpertCache cache;
+    switch (kind) {
+      case STATIC_FREQUENCY:
+        return StaticCache.frequency(layers, experts, slots, cnt);
+      case STATIC_LAYERS:
+        return StaticCache.layers(layers, experts, slots);
+      case LRU:
+        cache = new LruCache(layers, experts, slots, kind.capacity);
+        break;
+      case MRS:
+      case MRS_GLOBAL:
+      default:
+        cache = new MrsCache(layers, experts, slots, kind.capacity);
+        break;
+    }
+    cache.preload(warm);
+    return cache;
+  }
+
+  /** Sets the look-ahead the prefetcher uses (null: no prefetch). */
+  public void setPredictor(RoutePredictor predictor) {
+    this.predictor = predictor;
+  }
+
+  public PolicyBundle bundle() {
+    return bundle;
+  }
+
+  public int layers() {
+    return layers;
+  }
+
+  /** The cost model as refined by measurements so far. */
+  public CostModel costModel() {
+    return online.current();
+  }
+
+  /** Multipliers the online refinement applies (cpu, gpu, link). */
+  public double[] costScales() {
+    return online.scales();
+  }
+
+  /** The last timelines (up to 256), oldest first. */
+  public List<LayerTimeline> recentTimelines() {
+    return new ArrayList<>(recent);
+  }
+
+  @Override
+  public void run(int layer, FloatBuffer x, int nTokens, int k, IntBuffer ids, FloatBuffer weights, FloatBuffer out) {
+    if (layer < 0 || layer >= moeOf.length || moeOf[layer] < 0) {
+      throw new IllegalArgumentException("decoder layer " + layer + " is not a MoE layer of this executor");
+    }
+    runLayer(moeOf[layer], x, nTokens, ids, weights, null, null, out);
+  }
+
+  /**
+   * Plans and runs MoE layer {@code l}: out += routed experts (and shared experts, when the layer
+   * has them, weighted by {@code sharedWeights} [n, shared] or 1).
+   *
+   * @param scores [n, experts] routing probabilities for the MRS cache, or null
+   */
+  public LayerTimeline runLayer(int l, FloatBuffer x, int n, IntBuffer ids, FloatBuffer weights, FloatBuffer scores,
+      FloatBuffer sharedWeights, FloatBuffer out) {
+    if (l < 0 || l >= layers) {
+      throw new IllegalArgumentException("MoE layer " + l + " outside [0, " + layers + ")");
+    }
+    if (n < 1) {
+      throw new IllegalArgumentException("need at least one token, got " + n);
+    }
+    Native.requireDirect("x", x, (long) n * dModel);
+    Native.requireDirect("ids", ids, (long) n * topK);
+    Native.requireDirect("weights", weights, (long) n * topK);
+    Native.requireDirect("out", out, (long) n * dModel);
+    if (sharedWeights != null) {
+      Native.requireDirect("sharedWeights", sharedWeights, (long) n * sharedCount[l]);
+    }
+    int[] idArr = new int[n * topK];
+    ids.get(ids.position(), idArr);
+    int[] count = new int[experts];
+    for (int e : idArr) {
+      if (e < 0 || e >= experts) {
+        throw new IllegalArgumentException("expert id " + e + " outside [0, " + experts + ")");
+      }
+      count[e]++;
+    }
+    int[] ex = IntStream.range(0, experts).filter(e -> count[e] > 0).toArray();
+    int[] loads = Arrays.stream(ex).map(e -> count[e]).toArray();
+    float[] sc = null;
+    if (scores != null) {
+      Native.requireDirect("scores", scores, (long) n * experts);
+      sc = new float[n * experts];
+      scores.get(scores.position(), sc);
+    }
+    double now = HybridEngine.clockMs();
+    CostModel cm = online.current();
+    recordAccuracy(l, count);
+    activations += ex.length;
+    LayerPlan plan;
+    if (device == null) {
+      plan = LayerPlan.allOnCpu(l, ex, loads, sharedCount[l], n, sharedScale[l], cm);
+    } else {
+      plan = planOnDevice(l, n, idArr, sc, ex, loads, now, cm, x);
+    }
+    LayerTimeline tl = execute(plan, x, n, ids, weights, sharedWeights, out);
+    afterLayer(l, count, tl);
+    return tl;
+  }
+
+  private LayerPlan planOnDevice(int l, int n, int[] idArr, float[] sc, int[] ex, int[] loads, double now, CostModel cm,
+      FloatBuffer x) {
+    cache.setNow(now);
+    cache.observe(l, idArr, n, topK, sc);
+    double[] ready = new double[ex.length];
+    for (int i = 0; i < ex.length; i++) {
+      int e = ex[i];
+      int key = l * experts + e;
+      if (cache.resident(l, e)) {
+        ready[i] = Math.max(0, cache.arrival(l, e) - now);
+        hits++;
+        cache.used(l, e);
+      } else if (stagedSlot[key] >= 0) {
+        ready[i] = Math.max(0, stagedArrival[key] - now);
+        hits++;
+      } else {
+        ready[i] = Double.POSITIVE_INFINITY;
+      }
+    }
+    cache.setBusy(l, ex);
+    int shared = sharedOnDevice[l] ? sharedCount[l] : 0;
+    LayerRequest req = new LayerRequest(l, ex, loads, ready, shared, n, Math.max(0, linkBusy - now));
+    SlotAllocator alloc = cache.dynamic() ? cache : (layer, e, needed) -> SlotAllocator.STAGING;
+    HybridScheduler scheduler = new HybridScheduler(cm);
+    LayerPlan plan = scheduler.plan(req, bundle.mode(), alloc);
+    double xfer = cm.xferMs();
+    for (int j = 0; j < plan.transfers(); j++) {
+      double end = now + plan.transferEnd(j);
+      if (plan.transferSlot(j) >= 0) {
+        cache.setArrival(l, plan.transferExpert(j), end);
+      }
+      linkBusy = Math.max(linkBusy, end);
+    }
+    double layerEnd = now + plan.makespan();
+    List<int[]> extra = new ArrayList<>(); // layer, expert, slot, evictedLayer, evicted
+    List<float[]> extraTimes = new ArrayList<>();
+    if (bundle.prefetch() != PolicyBundle.PrefetchKind.NONE && predictor != null) {
+      prefetch(l, n, x, now, layerEnd, cm, scheduler, extra, extraTimes);
+    }
+    if (bundle.fillOnMiss() && cache instanceof MrsCache mrs) {
+      fill(l, ex, plan, mrs, now, layerEnd + cm.nonMoeMs(n), xfer, extra, extraTimes);
+    }
+    if (!extra.isEmpty()) {
+      int m = extra.size();
+      int[] a = new int[m], b = new int[m], c = new int[m], d = new int[m], e = new int[m];
+      float[] s = new float[m], t = new float[m];
+      for (int i = 0; i < m; i++) {
+        int[] r = extra.get(i);
+        a[i] = r[0];
+        b[i] = r[1];
+        c[i] = r[2];
+        d[i] = r[3];
+        e[i] = r[4];
+        s[i] = extraTimes.get(i)[0];
+        t[i] = extraTimes.get(i)[1];
+      }
+      plan = plan.withPrefetches(a, b, c, d, e, s, t);
+    }
+    return plan;
+  }
+
+  /** Queues prefetches for layers l+1..l+D in the link's idle time before the next layer starts. */
+  private void prefetch(int l, int n, FloatBuffer x, double now, double layerEnd, CostModel cm,
+      HybridScheduler scheduler, List<int[]> extra, List<float[]> times) {
+    int depth = Math.min(bundle.lookahead(), layers - 1 - l);
+    if (depth <= 0) {
+      return;
+    }
+    LayerRequest[] reqs = new LayerRequest[depth];
+    int[] pred = new int[n * topK];
+    for (int d = 1; d <= depth; d++) {
+      int target = l + d;
+      predictor.predict(target, x, n, pred);
+      int[] c = new int[experts];
+      for (int e : pred) {
+        if (e >= 0 && e < experts) {
+          c[e]++;
+        }
+      }
+      boolean[] p = new boolean[experts];
+      for (int e = 0; e < experts; e++) {
+        p[e] = c[e] > 0;
+      }
+      if (pending[d][target] == null) {
+        pending[d][target] = p;
+      }
+      int[] ex = IntStream.range(0, experts).filter(e -> c[e] > 0).toArray();
+      int[] ld = Arrays.stream(ex).map(e -> c[e]).toArray();
+      double[] rd = new double[ex.length];
+      for (int i = 0; i < ex.length; i++) {
+        int key = target * experts + ex[i];
+        rd[i] = cache.resident(target, ex[i]) || stagedSlot[key] >= 0 ? 0 : Double.POSITIVE_INFINITY;
+      }
+      reqs[d - 1] = new LayerRequest(target, ex, ld, rd, sharedOnDevice[target] ? sharedCount[target] : 0, n, 0);
+    }
+    List<ImpactPrefetcher.Candidate> cands;
+    if (bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT) {
+      cands = new ImpactPrefetcher(scheduler, bundle.mode(), config.maxPrefetchCandidates()).rank(reqs, accuracy);
+    } else { // next layer, heaviest predicted miss first
+      cands = new ArrayList<>();
+      LayerRequest r = reqs[0];
+      for (int i = 0; i < r.experts().length; i++) {
+        if (!r.onGpu(i)) {
+          cands.add(new ImpactPrefetcher.Candidate(r.layer(), r.experts()[i], 1, r.loads()[i], r.loads()[i], r.loads()[i]));
+        }
+      }
+      cands.sort((a, b) -> a.load() != b.load() ? Integer.compare(b.load(), a.load()) : Integer.compare(a.expert(), b.expert()));
+    }
+    double xfer = cm.xferMs();
+    double windowEnd = layerEnd + cm.nonMoeMs(n);
+    for (ImpactPrefetcher.Candidate c : cands) {
+      double startX = Math.max(linkBusy, now);
+      double arrival = startX + xfer;
+      if (arrival > windowEnd) {
+        break;
+      }
+      int key = c.layer() * experts + c.expert();
+      if (cache.resident(c.layer(), c.expert()) || stagedSlot[key] >= 0) {
+        continue;
+      }
+      int slot;
+      int evLayer = -1;
+      int ev = -1;
+      if (cache.dynamic()) {
+        int[] needed = reqs[c.distance() - 1].experts();
+        double value = cache instanceof MrsCache
+            ? accuracy.probability(c.distance()) * c.load() / ((double) n * topK) : Double.NaN;
+        SlotAllocator.Slot s = cache.allocate(c.layer(), c.expert(), needed, arrival, false, value);
+        if (s.slot() < 0) {
+          continue;
+        }
+        cache.markPrefetched(c.layer(), c.expert());
+        slot = s.slot();
+        evLayer = s.evictedLayer();
+        ev = s.evicted();
+      } else {
+        slot = reserveStaging(key);
+        if (slot < 0) {
+          continue;
+        }
+        stagedArrival[key] = arrival;
+      }
+      linkBusy = arrival;
+      extra.add(new int[] {c.layer(), c.expert(), slot, evLayer, ev});
+      times.add(new float[] {(float) (startX - now), (float) (arrival - now)});
+      prefetches++;
+    }
+  }
+
+  /** MRS's own fill: misses computed on the CPU that outscore a resident, copied while the link idles. */
+  private void fill(int l, int[] ex, LayerPlan plan, MrsCache mrs, double now, double deadline, double xfer,
+      List<int[]> extra, List<float[]> times) {
+    Integer[] cpuMisses = IntStream.range(0, plan.size())
+        .filter(i -> plan.device(i) == LayerPlan.CPU && plan.expert(i) >= 0 && !cache.resident(l, plan.expert(i)))
+        .boxed().toArray(Integer[]::new);
+    Arrays.sort(cpuMisses, (a, b) -> Double.compare(mrs.score(l, plan.expert(b)), mrs.score(l, plan.expert(a))));
+    for (int i : cpuMisses) {
+      int e = plan.expert(i);
+      double startX = Math.max(linkBusy, now);
+      double arrival = startX + xfer;
+      if (arrival > deadline) {
+        break;
+      }
+      SlotAllocator.Slot s = cache.allocate(l, e, ex, arrival, false, mrs.score(l, e));
+      if (s.slot() < 0) {
+        continue;
+      }
+      linkBusy = arrival;
+      extra.add(new int[] {l, e, s.slot(), s.evictedLayer(), s.evicted()});
+      times.add(new float[] {(float) (startX - now), (float) (arrival - now)});
+      prefetches++;
+    }
+  }
+
+  // A staging slot for a staged prefetch (kept until its layer runs); one is always left for demand.
+  private int reserveStaging(int key) {
+    int free = 0;
+    for (int r : stagingReserved) {
+      if (r < 0) {
+        free++;
+      }
+    }
+    if (free <= 1) {
+      return -1;
+    }
+    for (int q = 0; q < staging; q++) {
+      int s = (stagingNext + q) % staging;
+      if (stagingReserved[s] < 0) {
+        stagingReserved[s] = key;
+        stagedSlot[key] = stagingFrom + s;
+        stagingNext = (s + 1) % staging;
+        return stagingFrom + s;
+      }
+    }
+    return -1;
+  }
+
+  // The next unreserved staging slot, round robin, for a miss moved for this use only.
+  private int demandStaging() {
+    for (int q = 0; q < staging; q++) {
+      int s = (stagingNext + q) % staging;
+      if (stagingReserved[s] < 0) {
+        stagingNext = (s + 1) % staging;
+        return stagingFrom + s;
+      }
+    }
+    throw new IllegalStateException("no free staging slot"); // reserveStaging always leaves one
+  }
+
+  private LayerTimeline execute(LayerPlan plan, FloatBuffer x, int n, IntBuffer ids, FloatBuffer weights,
+      FloatBuffer sharedWeights, FloatBuffer out) {
+    int ints = plan.intLength();
+    int[] flat = new int[ints];
+    plan.writeTo(flat, 0, new float[plan.floatLength()], 0);
+    int base = 4 + 4 * plan.size();
+    for (int j = 0; j < plan.transfers(); j++) {
+      if (flat[base + 6 * j + 2] < 0) { // staging: this layer's misses only (prefetches got a slot)
+        flat[base + 6 * j + 2] = demandStaging();
+      }
+    }
+    if (planBuf.capacity() < ints) {
+      planBuf = direct(4L * ints * 2).asIntBuffer();
+    }
+    planBuf.clear();
+    planBuf.put(flat, 0, ints).flip();
+    int need = HybridEngine.TL_HEADER + 2 * (plan.size() + plan.transfers()) + 3 * 64;
+    if (timelineBuf.capacity() < need) {
+      timelineBuf = direct(8L * need * 2).asDoubleBuffer();
+    }
+    timelineBuf.clear();
+    try {
+      engine.run(planBuf, ints, x, n, ids, weights, topK, sharedWeights, out, timelineBuf);
+    } catch (RuntimeException e) {
+      // The plan's transfers may not have run: the cache must not count on them, nor on staging.
+      for (int j = 0; j < plan.transfers(); j++) {
+        int key = plan.transferLayer(j) * experts + plan.transferExpert(j);
+        if (cache != null && plan.transferSlot(j) >= 0) {
+          cache.forget(plan.transferLayer(j), plan.transferExpert(j));
+        }
+        if (stagedSlot[key] >= 0) {
+          stagingReserved[stagedSlot[key] - stagingFrom] = -1;
+          stagedSlot[key] = -1;
+        }
+      }
+      throw e;
+    }
+    return readTimeline(plan);
+  }
+
+  private LayerTimeline readTimeline(LayerPlan plan) {
+    DoubleBuffer t = timelineBuf;
+    int n = plan.size();
+    int m = plan.transfers();
+    double begin = t.get(HybridEngine.TL_BEGIN);
+    double end = t.get(HybridEngine.TL_END);
+    long seq0 = (long) t.get(HybridEngine.TL_FIRST_SEQ);
+    int late = (int) t.get(HybridEngine.TL_LATE);
+    boolean perRun = t.get(HybridEngine.TL_PER_RUN) != 0;
+    int waves = (int) t.get(HybridEngine.TL_WAVES);
+    double[] st = new double[n], en = new double[n], xs = new double[m], xe = new double[m];
+    int p = HybridEngine.TL_HEADER;
+    for (int i = 0; i < n; i++, p += 2) {
+      st[i] = t.get(p);
+      en[i] = t.get(p + 1);
+    }
+    for (int j = 0; j < m; j++, p += 2) {
+      xs[j] = t.get(p);
+      xe[j] = t.get(p + 1);
+    }
+    if (!perRun) {
+      apportionWaves(plan, st, en);
+    }
+    LayerTimeline tl = new LayerTimeline(plan, begin, end, st, en, xs, xe, waves, perRun);
+    for (int j = 0; j < m; j++) {
+      if (plan.transferKind(j) == LayerPlan.PREFETCH) {
+        latePending.put(seq0 + j, new Object[] {tl, j});
+      }
+    }
+    for (int r = 0; r < late; r++, p += 3) {
+      Object[] at = latePending.remove((long) t.get(p));
+      double s = t.get(p + 1);
+      double e = t.get(p + 2);
+      if (at != null) {
+        ((LayerTimeline) at[0]).completeTransfer((Integer) at[1], s, e);
+      }
+      observeTransfer(e - s);
+    }
+    if (latePending.size() > 4096) { // never reported (a failed layer): forget the oldest
+      latePending.keySet().removeIf(k -> k < seq0 - 4096);
+    }
+    return tl;
+  }
+
+  // CUDA times one launch per wave: share each wave's span out by predicted durations.
+  private static void apportionWaves(LayerPlan plan, double[] st, double[] en) {
+    Map<List<Double>, List<Integer>> byWave = new HashMap<>(); // (start, end) of a wave -> its experts
+    for (int i = 0; i < plan.size(); i++) {
+      if (plan.device(i) == LayerPlan.GPU && !Double.isNaN(st[i])) {
+        byWave.computeIfAbsent(List.of(st[i], en[i]), k -> new ArrayList<>()).add(i);
+      }
+    }
+    for (List<Integer> w : byWave.values()) {
+      w.sort((a, b) -> Float.compare(plan.start(a), plan.start(b)));
+      double s0 = st[w.get(0)];
+      double span = en[w.get(0)] - s0;
+      double total = 0;
+      for (int i : w) {
+        total += plan.end(i) - plan.start(i);
+      }
+      double t = s0;
+      for (int i : w) {
+        double share = total > 0 ? span * (plan.end(i) - plan.start(i)) / total : span / w.size();
+        st[i] = t;
+        t += share;
+        en[i] = t;
+      }
+    }
+  }
+
+  private void afterLayer(int l, int[] count, LayerTimeline tl) {
+    LayerPlan plan = tl.plan();
+    nLayers++;
+    measuredMs += tl.measuredMs();
+    predictedMs += tl.predictedMs();
+    // Online refinement from what was measured.
+    List<Integer> gpuRouted = new ArrayList<>();
+    for (int i = 0; i < plan.size(); i++) {
+      double ms = tl.expertEnd(i) - tl.expertStart(i);
+      boolean routed = plan.expert(i) >= 0;
+      if (plan.device(i) == LayerPlan.CPU) {
+        cpuExperts += routed ? 1 : 0;
+        if (routed && ms > 0 && config.costAlpha() > 0) {
+          online.observeCpu(plan.load(i), plan.order(i) == 0, ms);
+        }
+      } else {
+        gpuExperts += routed ? 1 : 0;
+        if (routed && !Double.isNaN(ms)) {
+          gpuRouted.add(i);
+        }
+      }
+    }
+    if (config.costAlpha() > 0 && !gpuRouted.isEmpty()) {
+      if (tl.perExpertGpuTimes()) {
+        for (int i : gpuRouted) {
+          double ms = tl.expertEnd(i) - tl.expertStart(i);
+          if (ms > 0) {
+            online.observeGpu(plan.load(i), plan.order(i) == 0, ms);
+          }
+        }
+      } else {
+        double s = Double.POSITIVE_INFINITY;
+        double e = Double.NEGATIVE_INFINITY;
+        int[] loads = new int[gpuRouted.size()];
+        for (int q = 0; q < loads.length; q++) {
+          int i = gpuRouted.get(q);
+          s = Math.min(s, tl.expertStart(i));
+          e = Math.max(e, tl.expertEnd(i));
+          loads[q] = plan.load(i);
+        }
+        if (e > s) {
+          online.observeGpuBatch(loads, true, e - s);
+        }
+      }
+    }
+    for (int j = 0; j < plan.transfers(); j++) {
+      bytes += expertBytes;
+      if (plan.transferKind(j) == LayerPlan.DEMAND) {
+        demand++;
+        observeTransfer(tl.transferEnd(j) - tl.transferStart(j));
+      }
+    }
+    // Staged prefetches serve one execution of their layer.
+    for (int s = 0; s < staging; s++) {
+      int key = stagingReserved[s];
+      if (key >= 0 && key / experts == l) {
+        if (count[key % experts] > 0) {
+          stagedUsed++;
+        } else {
+          stagedWasted++;
+        }
+        stagingReserved[s] = -1;
+        stagedSlot[key] = -1;
+      }
+    }
+    recent.addLast(tl);
+    if (recent.size() > RECENT) {
+      recent.removeFirst();
+    }
+  }
+
+  private void observeTransfer(double ms) {
+    if (config.costAlpha() > 0 && ms > 0 && !Double.isNaN(ms)) {
+      online.observeTransfer(ms);
+    }
+  }
+
+  // Accuracy of earlier look-aheads at this layer (tracked online, when the layer runs).
+  private void recordAccuracy(int l, int[] count) {
+    for (int d = 1; d < pending.length; d++) {
+      boolean[] p = pending[d][l];
+      if (p == null) {
+        continue;
+      }
+      int predicted = 0;
+      int right = 0;
+      for (int e = 0; e < experts; e++) {
+        if (p[e]) {
+          predicted++;
+          if (count[e] > 0) {
+            right++;
+          }
+        }
+      }
+      accuracy.record(d, predicted, right);
+      pending[d][l] = null;
+    }
+  }
+
+  /** Counters so far (prefetch outcomes: used before eviction / evicted or unused). */
+  public Stats stats() {
+    long used = (cache == null ? 0 : cache.prefetchUsed()) - prefetchUsedBase + stagedUsed;
+    long wasted = (cache == null ? 0 : cache.prefetchWasted()) - prefetchWastedBase + stagedWasted;
+    return new Stats(nLayers, activations, hits, cpuExperts, gpuExperts, demand, prefetches, used, wasted, bytes,
+        measuredMs, predictedMs);
+  }
+
+  /** Zeroes the counters (the cache, the cost model and the device keep their state). */
+  public void resetStats() {
+    nLayers = activations = hits = cpuExperts = gpuExperts = demand = prefetches = stagedUsed = stagedWasted = bytes = 0;
+    measuredMs = predictedMs = 0;
+    prefetchUsedBase = cache == null ? 0 : cache.prefetchUsed();
+    prefetchWastedBase = cache == null ? 0 : cache.prefetchWasted();
+  }
+
+  /** Waits for every transfer in flight (prefetches included). */
+  public void sync() {
+    engine.sync();
+  }
+
+  @Override
+  public void close() {
+    engine.close();
+  }
+
+  private static ByteBuffer direct(long bytes) {
+    return ByteBuffer.allocateDirect((int) bytes).order(ByteOrder.nativeOrder());
+  }
+}
