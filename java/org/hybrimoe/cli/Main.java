@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
       BenchSchedulerCommand.class,
       BenchCpuCommand.class,
       BenchGpuCommand.class,
+      BenchLayerCommand.class,
       LogitsCommand.class,
       MakeModelCommand.class,
       CommandLine.HelpCommand.class

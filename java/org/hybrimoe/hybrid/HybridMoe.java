@@ -85,7 +85,7 @@ public final class HybridMoe implements MoeLayerExecutor {
   private final Config config;
   private final int layers;
   private final int experts;
-  private final int topK;
+  private int topK; // 0 until the first call when constructed without it
   private final int dModel;
   private final int[] moeOf; // decoder layer -> MoE layer, -1
   private final Device device;
@@ -127,7 +127,7 @@ public final class HybridMoe implements MoeLayerExecutor {
    * @param sharedScale per MoE layer the cost of one shared expert over a routed one (its
    *     intermediate size over the routed one's; 1 when split into routed-shaped pieces)
    * @param decoderLayers per MoE layer its decoder layer index (what {@link #run} receives)
-   * @param topK experts per token
+   * @param topK experts per token (0: taken from the first {@link #run})
    */
   public HybridMoe(Engine cpu, Device device, Config config, List<ExpertLayer> routed, List<ExpertLayer> shared,
       int[] decoderLayers, int topK) {
@@ -141,8 +141,8 @@ public final class HybridMoe implements MoeLayerExecutor {
     this.experts = routed.get(0).nExperts();
     this.dModel = (int) routed.get(0).dModel();
     this.topK = topK;
-    if (topK < 1 || topK > experts) {
-      throw new IllegalArgumentException("top-k " + topK + " outside [1, " + experts + "]");
+    if (topK < 0 || topK > experts) {
+      throw new IllegalArgumentException("top-k " + topK + " outside [1, " + experts + "] (or 0: from the first call)");
     }
     int maxDecoder = Arrays.stream(decoderLayers).max().getAsInt();
     this.moeOf = new int[maxDecoder + 1];
@@ -287,6 +287,12 @@ public final class HybridMoe implements MoeLayerExecutor {
     if (layer < 0 || layer >= moeOf.length || moeOf[layer] < 0) {
       throw new IllegalArgumentException("decoder layer " + layer + " is not a MoE layer of this executor");
     }
+    if (topK == 0 && k >= 1 && k <= experts) {
+      topK = k;
+    }
+    if (k != topK) {
+      throw new IllegalArgumentException("top-k " + k + " but this executor routes " + topK + " experts per token");
+    }
     runLayer(moeOf[layer], x, nTokens, ids, weights, null, null, out);
   }
 
@@ -303,6 +309,9 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
     if (n < 1) {
       throw new IllegalArgumentException("need at least one token, got " + n);
+    }
+    if (topK == 0) {
+      throw new IllegalStateException("top-k unknown: construct with it or call run() first");
     }
     Native.requireDirect("x", x, (long) n * dModel);
     Native.requireDirect("ids", ids, (long) n * topK);

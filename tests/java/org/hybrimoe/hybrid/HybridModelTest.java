@@ -1,0 +1,70 @@
+package org.hybrimoe.hybrid;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import org.hybrimoe.expert.ExpertFormat;
+import org.hybrimoe.model.CausalLm;
+import org.hybrimoe.model.LoadOptions;
+import org.hybrimoe.model.ModelMaker;
+import org.hybrimoe.model.ModelRegistry;
+import org.hybrimoe.model.Session;
+import org.hybrimoe.policy.PolicyBundle;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A whole model with every MoE layer through the hybrid executor (emulated device, and CPU only):
+ * prefill and KV-cached decode logits equal the CPU executor's, whichever bundle plans.
+ */
+class HybridModelTest {
+  static float[][] logits(Path dir, LoadOptions o, int[] prompt, int[] next) throws IOException {
+    try (CausalLm m = ModelRegistry.load(dir, o); Session s = m.newSession(prompt.length + next.length)) {
+      float[][] p = s.forward(prompt);
+      float[][] out = new float[prompt.length + next.length][];
+      System.arraycopy(p, 0, out, 0, p.length);
+      for (int i = 0; i < next.length; i++) {
+        out[prompt.length + i] = s.forward(next[i]);
+      }
+      return out;
+    }
+  }
+
+  static double maxDiff(float[][] a, float[][] b) {
+    double m = 0;
+    double scale = 0;
+    for (int t = 0; t < a.length; t++) {
+      for (int i = 0; i < a[t].length; i++) {
+        m = Math.max(m, Math.abs(a[t][i] - b[t][i]));
+        scale = Math.max(scale, Math.abs(b[t][i]));
+      }
+    }
+    return m / Math.max(scale, 1e-30);
+  }
+
+  @Test
+  void modelLogitsMatchTheCpuExecutorUnderEveryPlanner(@TempDir Path dir) throws IOException {
+    for (String arch : List.of("mixtral", "qwen2_moe")) {
+      Path d = dir.resolve(arch);
+      ModelMaker.Spec s = ModelMaker.Spec.defaults(arch);
+      ModelMaker.write(new ModelMaker.Spec(s.arch(), 3, s.hidden(), s.experts(), s.topK(), s.expertFf(), s.heads(),
+          s.kvHeads(), s.vocab(), s.sharedFf(), s.denseFf(), s.denseLayers(), s.kvLoraRank(), s.qLoraRank(), s.rope(),
+          s.nope(), s.vDim(), s.nShared(), s.routedScale(), s.normTopk(), s.yarn(), s.seed(), "BF16", s.packed(),
+          s.shards()), d);
+      int[] prompt = {3, 14, 15, 9, 2, 6, 5};
+      int[] next = {35, 8, 9};
+      float[][] want = logits(d, new LoadOptions(1, null, 32), prompt, next);
+      for (PolicyBundle b : List.of(PolicyBundle.HYBRIMOE, PolicyBundle.KTRANSFORMERS, PolicyBundle.ADAPMOE)) {
+        for (HybridExecutors.DeviceKind k : List.of(HybridExecutors.DeviceKind.EMULATED, HybridExecutors.DeviceKind.NONE)) {
+          LoadOptions o = new LoadOptions(1, null, 32)
+              .withExecutors(HybridExecutors.factory(b, 0.5, k, ExpertFormat.BF16));
+          float[][] got = logits(d, o, prompt, next);
+          double err = maxDiff(got, want);
+          assertTrue(err < 1e-4, arch + " " + b.name() + " " + k + ": " + err);
+        }
+      }
+    }
+  }
+}
