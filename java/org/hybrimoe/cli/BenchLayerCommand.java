@@ -119,11 +119,13 @@ final class BenchLayerCommand implements Callable<Integer> {
               cost.cpu0(), cost.cpu1(), cost.gpu0(), cost.gpu1(), cost.xferMs());
           out.printf("%-24s %5s %8s %6s %12s %12s %8s %6s %6s %6s %6s%n", "bundle", "ratio", "phase", "tokens",
               "measured ms", "predicted ms", "err %", "hits", "gpu", "moved", "pf");
+          Map<String, LayerBench.Row> byKey = new LinkedHashMap<>();
           for (double ratio : ratios) {
             for (PolicyBundle b : bs) {
               List<LayerTimeline> keep = !wroteTimeline && timeline != null && b == PolicyBundle.HYBRIMOE
                   ? new ArrayList<>() : null;
               for (LayerBench.Row r : LayerBench.run(engine, m, s, cost, b, ratio, cuda, 4, decode, prompt, keep)) {
+                byKey.put(r.bundle() + "/" + r.ratio() + "/" + r.phase(), r);
                 out.printf("%-24s %5.2f %8s %6d %12.3f %12.3f %8.1f %6.2f %6.2f %6d %6d%n", r.bundle(), r.ratio(),
                     r.phase(), r.tokens(), r.measuredMs(), r.predictedMs(), r.meanAbsErrorPct(), r.hitRate(),
                     r.gpuShare(), r.transfers(), r.prefetches());
@@ -152,6 +154,17 @@ final class BenchLayerCommand implements Callable<Integer> {
                     tl.measuredEvents(tl.begin()), tl.predictedEvents(0)));
                 out.printf("timeline written to %s%n", timeline);
                 wroteTimeline = true;
+              }
+            }
+          }
+          // The headline ratio, measured in this run: hybrimoe's layer time over kTransformers-like's.
+          for (double ratio : ratios) {
+            for (String phase : List.of("decode", "prefill")) {
+              LayerBench.Row h = byKey.get(PolicyBundle.HYBRIMOE.name() + "/" + ratio + "/" + phase);
+              LayerBench.Row k = byKey.get(PolicyBundle.KTRANSFORMERS.name() + "/" + ratio + "/" + phase);
+              if (h != null && k != null) {
+                out.printf("speedup of hybrimoe over ktransformers-like, ratio %.2f %s: measured %.2fx, predicted %.2fx%n",
+                    ratio, phase, k.measuredMs() / h.measuredMs(), k.predictedMs() / h.predictedMs());
               }
             }
           }

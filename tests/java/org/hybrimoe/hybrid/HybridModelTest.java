@@ -26,7 +26,7 @@ class HybridModelTest {
       float[][] out = new float[prompt.length + next.length][];
       System.arraycopy(p, 0, out, 0, p.length);
       for (int i = 0; i < next.length; i++) {
-        out[prompt.length + i] = s.forward(next[i]);
+        out[prompt.length + i] = s.forwardLast(next[i]);
       }
       return out;
     }
