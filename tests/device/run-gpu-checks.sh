@@ -41,6 +41,8 @@ echo "== JUnit (gpu-tagged tests run here)"
 echo "== info and bench-gpu"
 "$java" -jar "$jar" info | tee "$out/info.txt"
 "$java" -jar "$jar" bench-gpu --json "$out/bench-gpu.json" 2>&1 | tee "$out/bench-gpu.txt"
+echo "== bench-layer (hybrid executor on the GPU, measured next to predicted)"
+"$java" -jar "$jar" bench-layer --json "$out/bench-layer.json" --timeline "$out/bench-layer.svg" 2>&1 | tee "$out/bench-layer.txt"
 
 if [[ "${BENCH_CPU:-0}" == 1 ]]; then
   echo "== bench-cpu (the GPU machine's host CPU)"
