@@ -18,10 +18,9 @@ import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.nativeapi.Native;
 import org.hybrimoe.policy.PolicyBundle;
+import org.hybrimoe.policy.cache.Caches;
 import org.hybrimoe.policy.cache.ExpertCache;
-import org.hybrimoe.policy.cache.LruCache;
 import org.hybrimoe.policy.cache.MrsCache;
-import org.hybrimoe.policy.cache.StaticCache;
 import org.hybrimoe.policy.cost.CostModel;
 import org.hybrimoe.policy.cost.OnlineCostModel;
 import org.hybrimoe.policy.prefetch.ImpactPrefetcher;
@@ -234,24 +233,7 @@ public final class HybridMoe implements MoeLayerExecutor {
     Integer[] keys = IntStream.range(0, layers * experts).boxed().toArray(Integer[]::new);
     Arrays.sort(keys, (a, b) -> cnt[a] != cnt[b] ? Long.compare(cnt[b], cnt[a]) : Integer.compare(a, b));
     int[] warm = Arrays.stream(keys).mapToInt(Integer::intValue).toArray();
-    PolicyBundle.CacheKind kind = c.bundle().cache();
-    ExpertCache cache;
-    switch (kind) {
-      case STATIC_FREQUENCY:
-        return StaticCache.frequency(layers, experts, slots, cnt);
-      case STATIC_LAYERS:
-        return StaticCache.layers(layers, experts, slots);
-      case LRU:
-        cache = new LruCache(layers, experts, slots, kind.capacity);
-        break;
-      case MRS:
-      case MRS_GLOBAL:
-      default:
-        cache = new MrsCache(layers, experts, slots, kind.capacity);
-        break;
-    }
-    cache.preload(warm);
-    return cache;
+    return Caches.create(c.bundle().cache(), layers, experts, slots, cnt, warm);
   }
 
   /** Sets the look-ahead the prefetcher uses (null: no prefetch). */

@@ -6,10 +6,9 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.stream.IntStream;
 import org.hybrimoe.policy.PolicyBundle;
+import org.hybrimoe.policy.cache.Caches;
 import org.hybrimoe.policy.cache.ExpertCache;
-import org.hybrimoe.policy.cache.LruCache;
 import org.hybrimoe.policy.cache.MrsCache;
-import org.hybrimoe.policy.cache.StaticCache;
 import org.hybrimoe.policy.cost.CostModel;
 import org.hybrimoe.policy.cost.ModelShape;
 import org.hybrimoe.policy.prefetch.ImpactPrefetcher;
@@ -106,24 +105,7 @@ public final class Simulator {
   public ExpertCache newCache(PolicyBundle.CacheKind kind, double ratio) {
     int L = trace.layers();
     int E = trace.experts();
-    int slots = ExpertCache.slotsFor(ratio, L, E);
-    ExpertCache c;
-    switch (kind) {
-      case STATIC_FREQUENCY:
-        return StaticCache.frequency(L, E, slots, profileCounts);
-      case STATIC_LAYERS:
-        return StaticCache.layers(L, E, slots);
-      case LRU:
-        c = new LruCache(L, E, slots, kind.capacity);
-        break;
-      case MRS:
-      case MRS_GLOBAL:
-      default:
-        c = new MrsCache(L, E, slots, kind.capacity);
-        break;
-    }
-    c.preload(warmOrder);
-    return c;
+    return Caches.create(kind, L, E, ExpertCache.slotsFor(ratio, L, E), profileCounts, warmOrder);
   }
 
   /** Decode: {@code warmup} untimed tokens, then the mean over {@code tokens} single-token passes. */
