@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "device/device.hpp"
+#include "internal/serial_queue.hpp"
 #include "internal/status.hpp"
 
 namespace hmoe::emu {
@@ -56,52 +57,7 @@ class Event {
   uint64_t recorded_ = 0, completed_ = 0;
 };
 
-// One in-order queue served by one thread. Tasks never throw out (they record failures).
-class Stream {
- public:
-  Stream() : worker_([this] { loop(); }) {}
-  ~Stream() {
-    {
-      std::lock_guard<std::mutex> l(m_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    worker_.join();
-  }
-  void submit(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> l(m_);
-      queue_.push_back(std::move(task));
-    }
-    cv_.notify_all();
-  }
-  void drain() {
-    std::unique_lock<std::mutex> l(m_);
-    idle_cv_.wait(l, [&] { return queue_.empty() && !busy_; });
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> l(m_);
-    for (;;) {
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop_ and nothing left
-      auto task = std::move(queue_.front());
-      queue_.pop_front();
-      busy_ = true;
-      l.unlock();
-      task();
-      l.lock();
-      busy_ = false;
-      if (queue_.empty()) idle_cv_.notify_all();
-    }
-  }
-  std::mutex m_;
-  std::condition_variable cv_, idle_cv_;
-  std::deque<std::function<void()>> queue_;
-  bool busy_ = false, stop_ = false;
-  std::thread worker_;  // last: starts after the fields it uses exist
-};
+using Stream = hmoe::SerialQueue;
 
 void sleep_us(int us) {
   if (us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));

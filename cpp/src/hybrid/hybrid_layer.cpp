@@ -10,70 +10,21 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <functional>
 #include <limits>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "device/device.hpp"
 #include "internal/expert_layer.hpp"
+#include "internal/serial_queue.hpp"
 #include "internal/status.hpp"
 
 namespace hmoe::hybrid {
 namespace {
 
 constexpr int64_t kPinned = -2;  // slot_key of a slot holding a shared expert for good
-
-// One task at a time on a thread of its own: the device side of a layer.
-class Worker {
- public:
-  Worker() : thread_([this] { loop(); }) {}
-  ~Worker() {
-    {
-      std::lock_guard<std::mutex> l(m_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void post(std::function<void()> task) {
-    std::lock_guard<std::mutex> l(m_);
-    task_ = std::move(task);
-    done_ = false;
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> l(m_);
-    done_cv_.wait(l, [&] { return done_; });
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> l(m_);
-    for (;;) {
-      cv_.wait(l, [&] { return stop_ || task_; });
-      if (!task_) return;
-      auto task = std::move(task_);
-      task_ = nullptr;
-      l.unlock();
-      task();  // catches its own failures
-      l.lock();
-      done_ = true;
-      done_cv_.notify_all();
-    }
-  }
-  std::mutex m_;
-  std::condition_variable cv_, done_cv_;
-  std::function<void()> task_;
-  bool done_ = true, stop_ = false;
-  std::thread thread_;  // last: starts after the fields it uses
-};
 
 struct Layer {
   const hmoe_expert_layer_t* routed = nullptr;
@@ -107,7 +58,7 @@ struct hmoe_hybrid {
   std::vector<int32_t> key_slot;  // [n_layers * n_experts] the slot holding it, -1 none
   int64_t next_seq = 0;
   std::deque<std::pair<int64_t, hmoe::IntervalPtr>> pending;  // prefetch timings not yet reported
-  hmoe::hybrid::Worker worker;
+  hmoe::SerialQueue worker;  // drives the device side of a layer
   // Scratch reused across calls.
   std::vector<float> dev_sum;
   std::vector<std::vector<float>> wave_out;
@@ -494,7 +445,7 @@ int hmoe_hybrid_run(hmoe_hybrid_t* h, const int32_t* plan, int64_t plan_ints, co
     for (size_t j = 0; j < c.xfers.size(); ++j) dev.xfer_timing.push_back(std::make_shared<hmoe::Interval>());
     const bool device_work = h->device != nullptr && (c.waves > 0 || !c.xfers.empty());
     if (device_work) {
-      h->worker.post([&] {
+      h->worker.submit([&] {
         try {
           run_device(h, c, x, n_tokens, ids, weights, top_k, shared_weights, dev);
         } catch (const hmoe::Error& e) {
@@ -544,7 +495,7 @@ int hmoe_hybrid_run(hmoe_hybrid_t* h, const int32_t* plan, int64_t plan_ints, co
         }
       }
     }
-    if (device_work) h->worker.wait();  // always joined, even when the CPU side failed
+    if (device_work) h->worker.drain();  // always joined, even when the CPU side failed
     if (cpu_status != HMOE_OK) hmoe::fail(cpu_status, "%s", cpu_error.c_str());
     if (dev.status != HMOE_OK) {
       try {

@@ -24,6 +24,7 @@ import org.hybrimoe.policy.cache.MrsCache;
 import org.hybrimoe.policy.cost.CostModel;
 import org.hybrimoe.policy.cost.OnlineCostModel;
 import org.hybrimoe.policy.prefetch.ImpactPrefetcher;
+import org.hybrimoe.policy.prefetch.PendingPredictions;
 import org.hybrimoe.policy.prefetch.PrefetchAccuracy;
 import org.hybrimoe.policy.sched.HybridScheduler;
 import org.hybrimoe.policy.sched.LayerPlan;
@@ -80,6 +81,12 @@ public final class HybridMoe implements MoeLayerExecutor {
 
   private static final int RECENT = 256;
 
+  /** A prefetch whose measured times arrive after its layer: where to put them. */
+  private record LateTransfer(LayerTimeline timeline, int transfer) {}
+
+  /** A prefetch or fill appended to a plan: times predicted from the MoE block's start. */
+  private record Move(int layer, int expert, int slot, int evictedLayer, int evicted, float start, float end) {}
+
   private final PolicyBundle bundle;
   private final Config config;
   private final int layers;
@@ -97,7 +104,7 @@ public final class HybridMoe implements MoeLayerExecutor {
   private final double[] sharedScale; // per MoE layer: shared expert time over a routed one's
   private final OnlineCostModel online;
   private final PrefetchAccuracy accuracy;
-  private final boolean[][][] pending; // [distance][layer] predicted experts awaiting the layer
+  private final PendingPredictions pending;
   private final long expertBytes;
   private RoutePredictor predictor;
   // Staging ring: which key a staging slot is reserved for (a staged prefetch), -1 free.
@@ -110,7 +117,7 @@ public final class HybridMoe implements MoeLayerExecutor {
   private IntBuffer planBuf = direct(64).asIntBuffer();
   private DoubleBuffer timelineBuf = direct(8 * 256).asDoubleBuffer();
   // Prefetches whose measured times arrive later: sequence number -> (timeline, transfer index).
-  private final Map<Long, Object[]> latePending = new HashMap<>();
+  private final Map<Long, LateTransfer> latePending = new HashMap<>();
   private final ArrayDeque<LayerTimeline> recent = new ArrayDeque<>();
   // Stats.
   private long nLayers, activations, hits, cpuExperts, gpuExperts, demand, prefetches, stagedUsed, stagedWasted, bytes;
@@ -186,7 +193,7 @@ public final class HybridMoe implements MoeLayerExecutor {
     this.stagedArrival = new double[layers * experts];
     this.online = new OnlineCostModel(config.cost(), Math.max(config.costAlpha(), 1e-9));
     this.accuracy = new PrefetchAccuracy(Math.max(1, bundle.lookahead()));
-    this.pending = new boolean[Math.max(1, bundle.lookahead()) + 1][layers][];
+    this.pending = new PendingPredictions(Math.max(1, bundle.lookahead()), layers);
     this.expertBytes = config.cost().expertBytes();
     this.cache = device == null ? null : newCache(config);
     this.engine = HybridEngine.create(cpu, device, layers, experts);
@@ -321,7 +328,7 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
     double now = HybridEngine.clockMs();
     CostModel cm = online.current();
-    recordAccuracy(l, count);
+    pending.settle(l, count, accuracy); // accuracy of earlier look-aheads at this layer
     activations += ex.length;
     LayerPlan plan;
     if (device == null) {
@@ -368,36 +375,25 @@ public final class HybridMoe implements MoeLayerExecutor {
       linkBusy = Math.max(linkBusy, end);
     }
     double layerEnd = now + plan.makespan();
-    List<int[]> extra = new ArrayList<>(); // layer, expert, slot, evictedLayer, evicted
-    List<float[]> extraTimes = new ArrayList<>();
+    List<Move> extra = new ArrayList<>();
     if (bundle.prefetch() != PolicyBundle.PrefetchKind.NONE && predictor != null) {
-      prefetch(l, n, x, now, layerEnd, cm, scheduler, extra, extraTimes);
+      prefetch(l, n, x, now, layerEnd, cm, scheduler, extra);
     }
     if (bundle.fillOnMiss() && cache instanceof MrsCache mrs) {
-      fill(l, ex, plan, mrs, now, layerEnd + cm.nonMoeMs(n), xfer, extra, extraTimes);
+      fill(l, ex, plan, mrs, now, layerEnd + cm.nonMoeMs(n), xfer, extra);
     }
     if (!extra.isEmpty()) {
-      int m = extra.size();
-      int[] a = new int[m], b = new int[m], c = new int[m], d = new int[m], e = new int[m];
-      float[] s = new float[m], t = new float[m];
-      for (int i = 0; i < m; i++) {
-        int[] r = extra.get(i);
-        a[i] = r[0];
-        b[i] = r[1];
-        c[i] = r[2];
-        d[i] = r[3];
-        e[i] = r[4];
-        s[i] = extraTimes.get(i)[0];
-        t[i] = extraTimes.get(i)[1];
-      }
-      plan = plan.withPrefetches(a, b, c, d, e, s, t);
+      plan = plan.withPrefetches(extra.stream().mapToInt(Move::layer).toArray(),
+          extra.stream().mapToInt(Move::expert).toArray(), extra.stream().mapToInt(Move::slot).toArray(),
+          extra.stream().mapToInt(Move::evictedLayer).toArray(), extra.stream().mapToInt(Move::evicted).toArray(),
+          floats(extra, true), floats(extra, false));
     }
     return plan;
   }
 
   /** Queues prefetches for layers l+1..l+D in the link's idle time before the next layer starts. */
   private void prefetch(int l, int n, FloatBuffer x, double now, double layerEnd, CostModel cm,
-      HybridScheduler scheduler, List<int[]> extra, List<float[]> times) {
+      HybridScheduler scheduler, List<Move> extra) {
     int depth = Math.min(bundle.lookahead(), layers - 1 - l);
     if (depth <= 0) {
       return;
@@ -413,34 +409,16 @@ public final class HybridMoe implements MoeLayerExecutor {
           c[e]++;
         }
       }
-      boolean[] p = new boolean[experts];
-      for (int e = 0; e < experts; e++) {
-        p[e] = c[e] > 0;
-      }
-      if (pending[d][target] == null) {
-        pending[d][target] = p;
-      }
-      int[] ex = IntStream.range(0, experts).filter(e -> c[e] > 0).toArray();
-      int[] ld = Arrays.stream(ex).map(e -> c[e]).toArray();
-      double[] rd = new double[ex.length];
-      for (int i = 0; i < ex.length; i++) {
-        int key = target * experts + ex[i];
-        rd[i] = cache.resident(target, ex[i]) || stagedSlot[key] >= 0 ? 0 : Double.POSITIVE_INFINITY;
-      }
-      reqs[d - 1] = new LayerRequest(target, ex, ld, rd, sharedOnDevice[target] ? sharedCount[target] : 0, n, 0);
+      pending.remember(d, target, c);
+      reqs[d - 1] = LayerRequest.predicted(target, c,
+          e -> cache.resident(target, e) || stagedSlot[target * experts + e] >= 0,
+          sharedOnDevice[target] ? sharedCount[target] : 0, n);
     }
     List<ImpactPrefetcher.Candidate> cands;
     if (bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT) {
       cands = new ImpactPrefetcher(scheduler, bundle.mode(), config.maxPrefetchCandidates()).rank(reqs, accuracy);
     } else { // next layer, heaviest predicted miss first
-      cands = new ArrayList<>();
-      LayerRequest r = reqs[0];
-      for (int i = 0; i < r.experts().length; i++) {
-        if (!r.onGpu(i)) {
-          cands.add(new ImpactPrefetcher.Candidate(r.layer(), r.experts()[i], 1, r.loads()[i], r.loads()[i], r.loads()[i]));
-        }
-      }
-      cands.sort((a, b) -> a.load() != b.load() ? Integer.compare(b.load(), a.load()) : Integer.compare(a.expert(), b.expert()));
+      cands = ImpactPrefetcher.nextLayer(reqs[0]);
     }
     double xfer = cm.xferMs();
     double windowEnd = layerEnd + cm.nonMoeMs(n);
@@ -477,20 +455,15 @@ public final class HybridMoe implements MoeLayerExecutor {
         stagedArrival[key] = arrival;
       }
       linkBusy = arrival;
-      extra.add(new int[] {c.layer(), c.expert(), slot, evLayer, ev});
-      times.add(new float[] {(float) (startX - now), (float) (arrival - now)});
+      extra.add(new Move(c.layer(), c.expert(), slot, evLayer, ev, (float) (startX - now), (float) (arrival - now)));
       prefetches++;
     }
   }
 
   /** MRS's own fill: misses computed on the CPU that outscore a resident, copied while the link idles. */
   private void fill(int l, int[] ex, LayerPlan plan, MrsCache mrs, double now, double deadline, double xfer,
-      List<int[]> extra, List<float[]> times) {
-    Integer[] cpuMisses = IntStream.range(0, plan.size())
-        .filter(i -> plan.device(i) == LayerPlan.CPU && plan.expert(i) >= 0 && !cache.resident(l, plan.expert(i)))
-        .boxed().toArray(Integer[]::new);
-    Arrays.sort(cpuMisses, (a, b) -> Double.compare(mrs.score(l, plan.expert(b)), mrs.score(l, plan.expert(a))));
-    for (int i : cpuMisses) {
+      List<Move> extra) {
+    for (int i : mrs.fillOrder(l, plan)) {
       int e = plan.expert(i);
       double startX = Math.max(linkBusy, now);
       double arrival = startX + xfer;
@@ -502,8 +475,7 @@ public final class HybridMoe implements MoeLayerExecutor {
         continue;
       }
       linkBusy = arrival;
-      extra.add(new int[] {l, e, s.slot(), s.evictedLayer(), s.evicted()});
-      times.add(new float[] {(float) (startX - now), (float) (arrival - now)});
+      extra.add(new Move(l, e, s.slot(), s.evictedLayer(), s.evicted(), (float) (startX - now), (float) (arrival - now)));
       prefetches++;
     }
   }
@@ -547,7 +519,7 @@ public final class HybridMoe implements MoeLayerExecutor {
       FloatBuffer sharedWeights, FloatBuffer out) {
     int ints = plan.intLength();
     int[] flat = new int[ints];
-    plan.writeTo(flat, 0, new float[plan.floatLength()], 0);
+    plan.writeIntsTo(flat, 0);
     int base = 4 + 4 * plan.size();
     for (int j = 0; j < plan.transfers(); j++) {
       if (flat[base + 6 * j + 2] < 0) { // staging: this layer's misses only (prefetches got a slot)
@@ -609,15 +581,15 @@ public final class HybridMoe implements MoeLayerExecutor {
     LayerTimeline tl = new LayerTimeline(plan, begin, end, st, en, xs, xe, waves, perRun);
     for (int j = 0; j < m; j++) {
       if (plan.transferKind(j) == LayerPlan.PREFETCH) {
-        latePending.put(seq0 + j, new Object[] {tl, j});
+        latePending.put(seq0 + j, new LateTransfer(tl, j));
       }
     }
     for (int r = 0; r < late; r++, p += 3) {
-      Object[] at = latePending.remove((long) t.get(p));
+      LateTransfer at = latePending.remove((long) t.get(p));
       double s = t.get(p + 1);
       double e = t.get(p + 2);
       if (at != null) {
-        ((LayerTimeline) at[0]).completeTransfer((Integer) at[1], s, e);
+        at.timeline().completeTransfer(at.transfer(), s, e);
       }
       observeTransfer(e - s);
     }
@@ -730,28 +702,6 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
   }
 
-  // Accuracy of earlier look-aheads at this layer (tracked online, when the layer runs).
-  private void recordAccuracy(int l, int[] count) {
-    for (int d = 1; d < pending.length; d++) {
-      boolean[] p = pending[d][l];
-      if (p == null) {
-        continue;
-      }
-      int predicted = 0;
-      int right = 0;
-      for (int e = 0; e < experts; e++) {
-        if (p[e]) {
-          predicted++;
-          if (count[e] > 0) {
-            right++;
-          }
-        }
-      }
-      accuracy.record(d, predicted, right);
-      pending[d][l] = null;
-    }
-  }
-
   /** Counters so far (prefetch outcomes: used before eviction / evicted or unused). */
   public Stats stats() {
     long used = (cache == null ? 0 : cache.prefetchUsed()) - prefetchUsedBase + stagedUsed;
@@ -776,6 +726,14 @@ public final class HybridMoe implements MoeLayerExecutor {
   @Override
   public void close() {
     engine.close();
+  }
+
+  private static float[] floats(List<Move> moves, boolean start) {
+    float[] f = new float[moves.size()];
+    for (int i = 0; i < f.length; i++) {
+      f[i] = start ? moves.get(i).start() : moves.get(i).end();
+    }
+    return f;
   }
 
   private static ByteBuffer direct(long bytes) {

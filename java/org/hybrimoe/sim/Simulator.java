@@ -12,6 +12,7 @@ import org.hybrimoe.policy.cache.MrsCache;
 import org.hybrimoe.policy.cost.CostModel;
 import org.hybrimoe.policy.cost.ModelShape;
 import org.hybrimoe.policy.prefetch.ImpactPrefetcher;
+import org.hybrimoe.policy.prefetch.PendingPredictions;
 import org.hybrimoe.policy.prefetch.PrefetchAccuracy;
 import org.hybrimoe.policy.sched.HybridScheduler;
 import org.hybrimoe.policy.sched.LayerPlan;
@@ -181,8 +182,7 @@ public final class Simulator {
     double timeZero;
     double clock;
     double linkBusy;
-    // per-layer pending predictions for accuracy: predictedBy[d][layer] bitset of experts
-    final boolean[][][] pending;
+    final PendingPredictions pending;
     // stats
     double gpuBusy, cpuBusy, linkBusyTime, bytes;
     long activations, hits, stagedUsed, stagedWasted;
@@ -201,7 +201,7 @@ public final class Simulator {
       Arrays.fill(staged, Double.NaN);
       this.timeline = timeline;
       this.recordLayers = recordLayers;
-      this.pending = new boolean[Math.max(1, bundle.lookahead()) + 1][L][];
+      this.pending = new PendingPredictions(Math.max(1, bundle.lookahead()), L);
     }
 
     void resetStats() {
@@ -261,24 +261,7 @@ public final class Simulator {
         double moeStart = clock + nm;
         cache.setNow(moeStart);
         cache.observe(l, ids, n, K, scoresOf(t0, n, l));
-        // accuracy of earlier look-aheads at this layer (tracked online, when the layer runs)
-        for (int d = 1; d < pending.length; d++) {
-          boolean[] p = pending[d][l];
-          if (p != null) {
-            int predictedN = 0;
-            int right = 0;
-            for (int e = 0; e < E; e++) {
-              if (p[e]) {
-                predictedN++;
-                if (count[e] > 0) {
-                  right++;
-                }
-              }
-            }
-            accuracy.record(d, predictedN, right);
-            pending[d][l] = null;
-          }
-        }
+        pending.settle(l, count, accuracy); // accuracy of earlier look-aheads at this layer
         double[] ready = new double[experts.length];
         for (int i = 0; i < experts.length; i++) {
           int e = experts[i];
@@ -376,34 +359,15 @@ public final class Simulator {
             c[e]++;
           }
         }
-        boolean[] p = new boolean[E];
-        for (int e = 0; e < E; e++) {
-          p[e] = c[e] > 0;
-        }
-        if (pending[d][target] == null) {
-          pending[d][target] = p;
-        }
-        int[] ex = IntStream.range(0, E).filter(e -> c[e] > 0).toArray();
-        int[] ld = Arrays.stream(ex).map(e -> c[e]).toArray();
-        double[] rd = new double[ex.length];
-        for (int i = 0; i < ex.length; i++) {
-          int key = target * E + ex[i];
-          rd[i] = cache.resident(target, ex[i]) || !Double.isNaN(staged[key]) ? 0 : Double.POSITIVE_INFINITY;
-        }
-        reqs[d - 1] = new LayerRequest(target, ex, ld, rd, shape.sharedExperts(), n, 0);
+        pending.remember(d, target, c);
+        reqs[d - 1] = LayerRequest.predicted(target, c,
+            e -> cache.resident(target, e) || !Double.isNaN(staged[target * E + e]), shape.sharedExperts(), n);
       }
       List<ImpactPrefetcher.Candidate> cands;
       if (bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT) {
         cands = prefetcher.rank(reqs, accuracy);
       } else { // next layer, heaviest predicted miss first, no impact test
-        cands = new ArrayList<>();
-        LayerRequest r = reqs[0];
-        for (int i = 0; i < r.experts().length; i++) {
-          if (!r.onGpu(i)) {
-            cands.add(new ImpactPrefetcher.Candidate(r.layer(), r.experts()[i], 1, r.loads()[i], r.loads()[i], r.loads()[i]));
-          }
-        }
-        cands.sort((a, b) -> a.load() != b.load() ? Integer.compare(b.load(), a.load()) : Integer.compare(a.expert(), b.expert()));
+        cands = ImpactPrefetcher.nextLayer(reqs[0]);
       }
       for (ImpactPrefetcher.Candidate c : cands) {
         // Demand before prefetch, for every later layer too: a prefetch must land before the next
@@ -445,11 +409,7 @@ public final class Simulator {
       if (!(cache instanceof MrsCache mrs)) {
         return;
       }
-      Integer[] cpuMisses = IntStream.range(0, plan.size())
-          .filter(i -> plan.device(i) == LayerPlan.CPU && plan.expert(i) >= 0 && !cache.resident(l, plan.expert(i)))
-          .boxed().toArray(Integer[]::new);
-      Arrays.sort(cpuMisses, (a, b) -> Double.compare(mrs.score(l, plan.expert(b)), mrs.score(l, plan.expert(a))));
-      for (int i : cpuMisses) {
+      for (int i : mrs.fillOrder(l, plan)) {
         int e = plan.expert(i);
         double startX = Math.max(linkBusy, moeStart);
         double arrival = startX + xfer;

@@ -80,4 +80,18 @@ public final class MrsCache extends ExpertCache {
     java.util.Arrays.sort(a);
     return a[a.length - k];
   }
+
+  /**
+   * MRS's own fill candidates after a layer: the plan entries of routed experts computed on the
+   * CPU and not resident, highest score first.
+   */
+  public int[] fillOrder(int layer, org.hybrimoe.policy.sched.LayerPlan plan) {
+    return java.util.stream.IntStream.range(0, plan.size())
+        .filter(i -> plan.device(i) == org.hybrimoe.policy.sched.LayerPlan.CPU && plan.expert(i) >= 0
+            && !resident(layer, plan.expert(i)))
+        .boxed()
+        .sorted((a, b) -> Double.compare(score(layer, plan.expert(b)), score(layer, plan.expert(a))))
+        .mapToInt(Integer::intValue)
+        .toArray();
+  }
 }

@@ -65,6 +65,19 @@ public final class ImpactPrefetcher {
     return out;
   }
 
+  /**
+   * AdapMoE's choice, without an impact test: the predicted misses of the next layer, heaviest
+   * first (ties by expert id).
+   */
+  public static List<Candidate> nextLayer(LayerRequest next) {
+    List<Candidate> out = new ArrayList<>();
+    for (int i : missesHeaviestFirst(next)) {
+      int load = next.loads()[i];
+      out.add(new Candidate(next.layer(), next.experts()[i], 1, load, load, load));
+    }
+    return out;
+  }
+
   private static Integer[] missesHeaviestFirst(LayerRequest r) {
     List<Integer> m = new ArrayList<>();
     for (int i = 0; i < r.experts().length; i++) {

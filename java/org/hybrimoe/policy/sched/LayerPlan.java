@@ -231,22 +231,35 @@ public final class LayerPlan {
 
   /** Writes the flat layout (class comment) at the given offsets. */
   public void writeTo(int[] ints, int io, float[] floats, int fo) {
-    if (ints.length - io < intLength() || floats.length - fo < floatLength()) {
-      throw new IllegalArgumentException("arrays too short for the plan: need " + intLength() + " ints and "
-          + floatLength() + " floats");
+    if (floats.length - fo < floatLength()) {
+      throw new IllegalArgumentException("float array too short for the plan: need " + floatLength() + " floats");
+    }
+    writeIntsTo(ints, io);
+    floats[fo++] = makespan;
+    for (int i = 0; i < ids.length; i++) {
+      floats[fo++] = start[i];
+      floats[fo++] = end[i];
+    }
+    for (int j = 0; j < xExpert.length; j++) {
+      floats[fo++] = xStart[j];
+      floats[fo++] = xEnd[j];
+    }
+  }
+
+  /** Writes the int part of the flat layout only: all the native executor reads. */
+  public void writeIntsTo(int[] ints, int io) {
+    if (ints.length - io < intLength()) {
+      throw new IllegalArgumentException("int array too short for the plan: need " + intLength() + " ints");
     }
     ints[io++] = LAYOUT_VERSION;
     ints[io++] = layer;
     ints[io++] = ids.length;
     ints[io++] = xExpert.length;
-    floats[fo++] = makespan;
     for (int i = 0; i < ids.length; i++) {
       ints[io++] = ids[i];
       ints[io++] = device[i];
       ints[io++] = order[i];
       ints[io++] = load[i];
-      floats[fo++] = start[i];
-      floats[fo++] = end[i];
     }
     for (int j = 0; j < xExpert.length; j++) {
       ints[io++] = xLayer[j];
@@ -255,8 +268,6 @@ public final class LayerPlan {
       ints[io++] = xEvictedLayer[j];
       ints[io++] = xEvicted[j];
       ints[io++] = xKind[j];
-      floats[fo++] = xStart[j];
-      floats[fo++] = xEnd[j];
     }
   }
 

@@ -33,6 +33,22 @@ public record LayerRequest(int layer, int[] experts, int[] loads, double[] ready
     }
   }
 
+  /**
+   * A predicted request of a later layer: the experts with a positive predicted count (in id
+   * order, the count as load), ready at once where {@code onGpu} says so and missing otherwise.
+   */
+  public static LayerRequest predicted(int layer, int[] counts, java.util.function.IntPredicate onGpu,
+      int sharedExperts, int tokens) {
+    int[] ex = java.util.stream.IntStream.range(0, counts.length).filter(e -> counts[e] > 0).toArray();
+    int[] ld = new int[ex.length];
+    double[] rd = new double[ex.length];
+    for (int i = 0; i < ex.length; i++) {
+      ld[i] = counts[ex[i]];
+      rd[i] = onGpu.test(ex[i]) ? 0 : Double.POSITIVE_INFINITY;
+    }
+    return new LayerRequest(layer, ex, ld, rd, sharedExperts, tokens, 0);
+  }
+
   /** Whether expert i is on the GPU or on its way there. */
   public boolean onGpu(int i) {
     return readyMs[i] != Double.POSITIVE_INFINITY;
