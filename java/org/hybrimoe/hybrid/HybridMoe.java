@@ -14,6 +14,8 @@ import java.util.Map;
 import java.util.stream.IntStream;
 import org.hybrimoe.device.Device;
 import org.hybrimoe.expert.ExpertLayer;
+import org.hybrimoe.model.ExecutorStats;
+import org.hybrimoe.model.Lookahead;
 import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.nativeapi.Native;
@@ -40,7 +42,8 @@ import org.hybrimoe.policy.sched.SlotAllocator;
  * <p>Device slots: {@code [0, cacheSlots)} the expert cache, then {@code stagingSlots} staging
  * slots (misses moved for one use, and the staged prefetches of static placements), then one
  * pinned slot per shared expert ({@link #deviceSlots}). Without a device every expert runs on the
- * CPU. MoE layers are numbered 0..L-1 here; {@link #run} takes decoder layer indices and maps them.
+ * CPU. MoE layers are numbered 0..L-1 here; what it does as a {@link MoeLayerExecutor} ({@link #run},
+ * {@link #setLookahead}, {@link #stats}) is by decoder layer index, mapped.
  *
  * <p>Owns nothing it is given (engine, device, expert layers); owns its native executor. Not
  * thread-safe: one forward pass at a time.
@@ -71,11 +74,33 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
   }
 
-  /** Counters since creation (or {@link #resetStats}). */
+  /**
+   * Counters since creation (or {@link #resetStats}). Routed experts only; {@code prefetches} are
+   * the look-ahead's, {@code fills} MRS's copies of CPU-computed misses; per-layer arrays are
+   * indexed by MoE layer.
+   */
   public record Stats(long layers, long activations, long hits, long cpuExperts, long gpuExperts, long demandTransfers,
-      long prefetches, long prefetchUsed, long prefetchWasted, long bytesMoved, double measuredMs, double predictedMs) {
+      long prefetches, long prefetchUsed, long prefetchWasted, long bytesMoved, double measuredMs, double predictedMs,
+      long fills, long[] cpuByLayer, long[] gpuByLayer) {
+    public Stats {
+      cpuByLayer = cpuByLayer.clone();
+      gpuByLayer = gpuByLayer.clone();
+    }
+
     public double hitRate() {
       return activations == 0 ? 0 : (double) hits / activations;
+    }
+
+    /** A copy: [MoE layers] routed experts computed on the CPU. */
+    @Override
+    public long[] cpuByLayer() {
+      return cpuByLayer.clone();
+    }
+
+    /** A copy: [MoE layers] routed experts computed on the GPU. */
+    @Override
+    public long[] gpuByLayer() {
+      return gpuByLayer.clone();
     }
   }
 
@@ -94,6 +119,7 @@ public final class HybridMoe implements MoeLayerExecutor {
   private int topK; // 0 until the first call when constructed without it
   private final int dModel;
   private final int[] moeOf; // decoder layer -> MoE layer, -1
+  private final int[] decoderOf; // MoE layer -> decoder layer
   private final Device device;
   private final HybridEngine engine;
   private final ExpertCache cache; // null without a device
@@ -120,7 +146,10 @@ public final class HybridMoe implements MoeLayerExecutor {
   private final Map<Long, LateTransfer> latePending = new HashMap<>();
   private final ArrayDeque<LayerTimeline> recent = new ArrayDeque<>();
   // Stats.
-  private long nLayers, activations, hits, cpuExperts, gpuExperts, demand, prefetches, stagedUsed, stagedWasted, bytes;
+  private long nLayers, activations, hits, cpuExperts, gpuExperts, demand, prefetches, fills, stagedUsed, stagedWasted,
+      bytes;
+  private final long[] cpuByLayer;
+  private final long[] gpuByLayer;
   private long prefetchUsedBase, prefetchWastedBase;
   private double measuredMs, predictedMs;
 
@@ -152,6 +181,7 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
     int maxDecoder = Arrays.stream(decoderLayers).max().getAsInt();
     this.moeOf = new int[maxDecoder + 1];
+    this.decoderOf = decoderLayers.clone();
     Arrays.fill(moeOf, -1);
     for (int m = 0; m < layers; m++) {
       if (decoderLayers[m] < 0 || moeOf[decoderLayers[m]] >= 0) {
@@ -164,6 +194,8 @@ public final class HybridMoe implements MoeLayerExecutor {
     this.sharedCount = new int[layers];
     this.sharedOnDevice = new boolean[layers];
     this.sharedScale = new double[layers];
+    this.cpuByLayer = new long[layers];
+    this.gpuByLayer = new long[layers];
     int totalShared = 0;
     for (int m = 0; m < layers; m++) {
       ExpertLayer s = shared == null ? null : shared.get(m);
@@ -248,6 +280,22 @@ public final class HybridMoe implements MoeLayerExecutor {
     this.predictor = predictor;
   }
 
+  /**
+   * The model's look-ahead as this executor's predictor (null: no prefetch): MoE layer m's
+   * prediction is decoder layer {@code decoderLayers[m]}'s router on the current input.
+   */
+  @Override
+  public void setLookahead(Lookahead lookahead) {
+    setPredictor(lookahead == null ? null : (target, x, n, ids) -> {
+      int layer = decoderOf[target];
+      if (ids.length != (long) n * lookahead.topK(layer)) {
+        throw new IllegalStateException("look-ahead routes " + lookahead.topK(layer) + " experts per token at decoder"
+            + " layer " + layer + " but this executor routes " + topK);
+      }
+      lookahead.predict(layer, x, n, ids);
+    });
+  }
+
   public PolicyBundle bundle() {
     return bundle;
   }
@@ -273,6 +321,21 @@ public final class HybridMoe implements MoeLayerExecutor {
 
   @Override
   public void run(int layer, FloatBuffer x, int nTokens, int k, IntBuffer ids, FloatBuffer weights, FloatBuffer out) {
+    run(layer, x, nTokens, k, ids, weights, null, out);
+  }
+
+  /** {@link #runLayer} by decoder layer index, with the routing probabilities for the MRS cache. */
+  @Override
+  public void run(int layer, FloatBuffer x, int nTokens, int k, IntBuffer ids, FloatBuffer weights, FloatBuffer scores,
+      FloatBuffer out) {
+    runLayer(moeLayer(layer, k), x, nTokens, ids, weights, scores, null, out);
+  }
+
+  /**
+   * The MoE layer of decoder layer {@code layer}, checking top-k against this executor's (set
+   * from the first call when constructed without it).
+   */
+  int moeLayer(int layer, int k) {
     if (layer < 0 || layer >= moeOf.length || moeOf[layer] < 0) {
       throw new IllegalArgumentException("decoder layer " + layer + " is not a MoE layer of this executor");
     }
@@ -282,7 +345,7 @@ public final class HybridMoe implements MoeLayerExecutor {
     if (k != topK) {
       throw new IllegalArgumentException("top-k " + k + " but this executor routes " + topK + " experts per token");
     }
-    runLayer(moeOf[layer], x, nTokens, ids, weights, null, null, out);
+    return moeOf[layer];
   }
 
   /**
@@ -476,7 +539,7 @@ public final class HybridMoe implements MoeLayerExecutor {
       }
       linkBusy = arrival;
       extra.add(new Move(l, e, s.slot(), s.evictedLayer(), s.evicted(), (float) (startX - now), (float) (arrival - now)));
-      prefetches++;
+      fills++;
     }
   }
 
@@ -637,11 +700,13 @@ public final class HybridMoe implements MoeLayerExecutor {
       boolean routed = plan.expert(i) >= 0;
       if (plan.device(i) == LayerPlan.CPU) {
         cpuExperts += routed ? 1 : 0;
+        cpuByLayer[l] += routed ? 1 : 0;
         if (routed && ms > 0 && config.costAlpha() > 0) {
           online.observeCpu(plan.load(i), plan.order(i) == 0, ms);
         }
       } else {
         gpuExperts += routed ? 1 : 0;
+        gpuByLayer[l] += routed ? 1 : 0;
         if (routed && !Double.isNaN(ms)) {
           gpuRouted.add(i);
         }
@@ -702,17 +767,38 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
   }
 
-  /** Counters so far (prefetch outcomes: used before eviction / evicted or unused). */
-  public Stats stats() {
+  /**
+   * The counters by decoder layer (arrays up to the last MoE layer; dense layers 0), for the model's
+   * user; {@link #hybridStats} has the executor's own view.
+   */
+  @Override
+  public ExecutorStats stats() {
+    Stats s = hybridStats();
+    long[] cpu = new long[moeOf.length];
+    long[] gpu = new long[moeOf.length];
+    for (int m = 0; m < layers; m++) {
+      cpu[decoderOf[m]] = cpuByLayer[m];
+      gpu[decoderOf[m]] = gpuByLayer[m];
+    }
+    return new ExecutorStats(cpu, gpu, s.activations(), s.hits(), s.demandTransfers(), s.prefetches(),
+        s.prefetchUsed(), s.prefetchWasted(), s.bytesMoved(), s.fills());
+  }
+
+  /** Counters so far by MoE layer, with times (prefetch outcomes: used before eviction / evicted or unused). */
+  public Stats hybridStats() {
     long used = (cache == null ? 0 : cache.prefetchUsed()) - prefetchUsedBase + stagedUsed;
     long wasted = (cache == null ? 0 : cache.prefetchWasted()) - prefetchWastedBase + stagedWasted;
     return new Stats(nLayers, activations, hits, cpuExperts, gpuExperts, demand, prefetches, used, wasted, bytes,
-        measuredMs, predictedMs);
+        measuredMs, predictedMs, fills, cpuByLayer, gpuByLayer);
   }
 
   /** Zeroes the counters (the cache, the cost model and the device keep their state). */
+  @Override
   public void resetStats() {
-    nLayers = activations = hits = cpuExperts = gpuExperts = demand = prefetches = stagedUsed = stagedWasted = bytes = 0;
+    nLayers = activations = hits = cpuExperts = gpuExperts = demand = prefetches = fills = stagedUsed = stagedWasted =
+        bytes = 0;
+    Arrays.fill(cpuByLayer, 0);
+    Arrays.fill(gpuByLayer, 0);
     measuredMs = predictedMs = 0;
     prefetchUsedBase = cache == null ? 0 : cache.prefetchUsed();
     prefetchWastedBase = cache == null ? 0 : cache.prefetchWasted();

@@ -150,11 +150,11 @@ public final class LayerBench {
       h.resetStats();
       List<LayerTimeline> dec = new ArrayList<>();
       pass(h, m, 1, decode, r, dec);
-      rows.add(row(s, b, ratio, "decode", 1, dec, h.stats()));
+      rows.add(row(s, b, ratio, "decode", 1, dec, h.hybridStats()));
       h.resetStats();
       List<LayerTimeline> pre = new ArrayList<>();
       pass(h, m, prompt, 1, r, pre);
-      rows.add(row(s, b, ratio, "prefill", prompt, pre, h.stats()));
+      rows.add(row(s, b, ratio, "prefill", prompt, pre, h.hybridStats()));
       if (keep != null) {
         keep.addAll(dec);
       }
@@ -193,7 +193,7 @@ public final class LayerBench {
     long gpu = st.gpuExperts();
     return new Row(s.paper().name(), b.name(), ratio, phase, tokens, median(meas), median(pred),
         100 * err / Math.max(1, meas.length), st.hitRate(), gpu / (double) Math.max(1, gpu + st.cpuExperts()),
-        st.demandTransfers(), st.prefetches());
+        st.demandTransfers(), st.prefetches() + st.fills()); // every copy ahead of need: look-ahead and MRS fill
   }
 
   static int[] range(int n) {

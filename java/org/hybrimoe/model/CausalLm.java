@@ -11,7 +11,8 @@ import org.hybrimoe.ops.DenseOps.WeightType;
 /**
  * A loaded decoder-only MoE language model: embeddings, decoder layers, final RMSNorm and LM
  * head, with the weights borrowed from the mapped checkpoint and the routed experts behind a
- * {@link MoeLayerExecutor}. Run it through {@link #newSession}. Closing it closes the executor,
+ * {@link MoeLayerExecutor}, which is handed a {@link Lookahead} onto the model's routers when the
+ * model is assembled. Run it through {@link #newSession}. Closing it closes the executor,
  * the checkpoint files and, when it owns it, the engine.
  *
  * <p>Thread-safety: sessions of one model must not run concurrently (they share the engine and
@@ -30,6 +31,7 @@ public final class CausalLm implements AutoCloseable {
   private final Linear lmHead; // [vocab, d]
   private final float eps;
   private final int maxPositions;
+  private final Lookahead lookahead;
 
   /** Assembles a model (architectures call this; see {@link ModelRegistry}). */
   public CausalLm(
@@ -48,6 +50,13 @@ public final class CausalLm implements AutoCloseable {
     this.lmHead = lmHead;
     this.eps = eps;
     this.maxPositions = maxPositions;
+    this.lookahead = new RouterLookahead(engine, this.layers);
+    try {
+      experts.setLookahead(lookahead);
+    } catch (RuntimeException e) {
+      experts.close(); // the architecture hands the executor over last: nothing else would close it
+      throw e;
+    }
   }
 
   /** The config's model_type. */
@@ -75,6 +84,14 @@ public final class CausalLm implements AutoCloseable {
   /** The executor the MoE layers run on. */
   public MoeLayerExecutor experts() {
     return experts;
+  }
+
+  /**
+   * The look-ahead onto this model's routers (what its executor was given): any MoE layer's gate
+   * and top-k rule on another layer's router input.
+   */
+  public Lookahead lookahead() {
+    return lookahead;
   }
 
   Engine engine() {

@@ -2,6 +2,7 @@ package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.TreeMap;
 import org.hybrimoe.expert.CpuMoe;
@@ -13,11 +14,13 @@ import org.hybrimoe.nativeapi.Engine;
 /**
  * Every MoE layer's experts on the CPU engine ({@code hmoe_cpu_moe_run}): one {@link ExpertLayer}
  * per decoder layer index, borrowed from the checkpoint or converted at load. Owns the layers
- * (closes them), not the engine.
+ * (closes them), not the engine. Keeps {@link #stats}: every routed expert counts as a CPU expert.
  */
 public final class CpuMoeExecutor implements MoeLayerExecutor {
   private final CpuMoe moe;
-  private final Map<Integer, ExpertLayer> layers = new TreeMap<>();
+  private final TreeMap<Integer, ExpertLayer> layers = new TreeMap<>();
+  private long[] cpuExperts = new long[0]; // per decoder layer
+  private long activations;
 
   /** An executor on a caller-owned engine, with no layers yet. */
   public CpuMoeExecutor(Engine engine) {
@@ -66,6 +69,38 @@ public final class CpuMoeExecutor implements MoeLayerExecutor {
       throw new IllegalArgumentException("layer " + layer + " has no experts in this executor");
     }
     moe.run(l, x, nTokens, topK, ids, weights, null, out);
+    count(layer, l.nExperts(), ids, nTokens * topK);
+  }
+
+  // Distinct experts of one call, counted after it succeeded.
+  private void count(int layer, int nExperts, IntBuffer ids, int n) {
+    if (layer >= cpuExperts.length) {
+      cpuExperts = Arrays.copyOf(cpuExperts, layer + 1);
+    }
+    boolean[] seen = new boolean[nExperts];
+    int distinct = 0;
+    for (int i = 0; i < n; i++) {
+      int e = ids.get(ids.position() + i);
+      if (e >= 0 && e < nExperts && !seen[e]) {
+        seen[e] = true;
+        distinct++;
+      }
+    }
+    cpuExperts[layer] += distinct;
+    activations += distinct;
+  }
+
+  /** Every routed expert on the CPU: no GPU experts, hits or transfers. */
+  @Override
+  public ExecutorStats stats() {
+    int n = Math.max(cpuExperts.length, layers.isEmpty() ? 0 : layers.lastKey() + 1);
+    return new ExecutorStats(Arrays.copyOf(cpuExperts, n), new long[n], activations, 0, 0, 0, 0, 0, 0);
+  }
+
+  @Override
+  public void resetStats() {
+    Arrays.fill(cpuExperts, 0);
+    activations = 0;
   }
 
   @Override

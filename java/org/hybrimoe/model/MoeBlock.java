@@ -5,9 +5,9 @@ import java.nio.IntBuffer;
 
 /**
  * A mixture-of-experts FFN: router logits x @ gate^T [n, E], routed with {@link Router}, the
- * chosen experts run by the context's {@link MoeLayerExecutor}, plus an optional shared expert
- * (a {@link DenseMlp}) scaled by sigmoid(x @ sharedGate^T) when a shared gate is given
- * (Qwen2-MoE) or added as is (DeepSeek).
+ * chosen experts run by the context's {@link MoeLayerExecutor} (which also gets the routing
+ * probabilities), plus an optional shared expert (a {@link DenseMlp}) scaled by
+ * sigmoid(x @ sharedGate^T) when a shared gate is given (Qwen2-MoE) or added as is (DeepSeek).
  */
 public final class MoeBlock implements FeedForward {
   private final Linear router;
@@ -22,6 +22,16 @@ public final class MoeBlock implements FeedForward {
     this.sharedGate = sharedGate;
   }
 
+  /** The router's gate [experts, d] (what a look-ahead applies to another layer's input). */
+  Linear gate() {
+    return router;
+  }
+
+  /** The top-k rule. */
+  Router routing() {
+    return routing;
+  }
+
   @Override
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
     int e = routing.nExperts();
@@ -31,11 +41,12 @@ public final class MoeBlock implements FeedForward {
     router.apply(ctx.engine(), x, n, logits);
     IntBuffer ids = ctx.ints(Scratch.Slot.EXPERT_IDS, (long) n * k);
     FloatBuffer w = ctx.floats(Scratch.Slot.EXPERT_WEIGHTS, (long) n * k);
-    routing.route(logits, n, ids, w);
+    FloatBuffer scores = ctx.floats(Scratch.Slot.ROUTER_SCORES, (long) n * e);
+    routing.route(logits, n, ids, w, scores);
     for (int i = 0; i < n * d; i++) {
       out.put(i, 0f);
     }
-    ctx.experts().run(layer, x, n, k, ids, w, out);
+    ctx.experts().run(layer, x, n, k, ids, w, scores, out);
     if (shared != null) {
       FloatBuffer s = ctx.floats(Scratch.Slot.SHARED_OUT, (long) n * d);
       shared.forward(ctx, layer, x, n, s);

@@ -97,10 +97,28 @@ public final class Router {
    * @param weights [n, topK] their weights (out)
    */
   public void route(FloatBuffer logits, int n, IntBuffer ids, FloatBuffer weights) {
+    route(logits, n, ids, weights, null);
+  }
+
+  /**
+   * Routes n tokens and hands out each token's routing probabilities (what the MRS cache scores).
+   *
+   * @param logits [n, nExperts] router logits
+   * @param ids [n, topK] chosen experts (out)
+   * @param weights [n, topK] their weights (out)
+   * @param scores [n, nExperts] softmax or sigmoid values of every expert, before group masking,
+   *     correction bias, renormalisation and scaling (out), or null
+   */
+  public void route(FloatBuffer logits, int n, IntBuffer ids, FloatBuffer weights, FloatBuffer scores) {
     double[] s = new double[nExperts];
     double[] choice = new double[nExperts];
     for (int t = 0; t < n; t++) {
       scores(logits, t * nExperts, s);
+      if (scores != null) {
+        for (int e = 0; e < nExperts; e++) {
+          scores.put(t * nExperts + e, (float) s[e]);
+        }
+      }
       for (int e = 0; e < nExperts; e++) {
         choice[e] = method == Method.NOAUX_TC ? s[e] + correctionBias[e] : s[e];
       }

@@ -35,6 +35,7 @@ final class Scratch {
     ROUTER_LOGITS, // MoeBlock
     EXPERT_IDS, // MoeBlock
     EXPERT_WEIGHTS, // MoeBlock
+    ROUTER_SCORES, // MoeBlock: routing probabilities [n, experts] for the executor's cache
     SHARED_OUT, // MoeBlock: shared expert output
     SHARED_GATE, // MoeBlock: shared expert gate logits
     MLP_GATE, // DenseMlp (also the shared expert inside MoeBlock)

@@ -150,7 +150,7 @@ class HybridMoeTest {
         h.setPredictor(moe.predictor());
         // decode tokens and prefills of awkward lengths, interleaved
         List<LayerTimeline> tls = passes(h, moe, new int[] {1, 7, 1, 1, 13, 1}, Double.doubleToLongBits(ratio) ^ b.hashCode());
-        HybridMoe.Stats s = h.stats();
+        HybridMoe.Stats s = h.hybridStats();
         assertEquals(6L * L, s.layers());
         for (LayerTimeline tl : tls) {
           LayerPlan p = tl.plan();
@@ -172,7 +172,7 @@ class HybridMoeTest {
         assertEquals(0, tl.plan().transfers());
         assertEquals(0.0, tl.plan().busy(LayerPlan.GPU));
       }
-      assertEquals(0, h.stats().gpuExperts());
+      assertEquals(0, h.hybridStats().gpuExperts());
     }
   }
 
@@ -189,7 +189,7 @@ class HybridMoeTest {
           dev.emulatedDelays(400, 150); // copies slower than kernels: prefetches still in flight when used
           h.setPredictor(deep.predictor());
           List<LayerTimeline> tls = passes(h, deep, new int[] {1, 1, 1, 11, 1, 1}, 99);
-          HybridMoe.Stats s = h.stats();
+          HybridMoe.Stats s = h.hybridStats();
           assertTrue(s.demandTransfers() + s.prefetches() > 0, b.name() + ": nothing moved " + s);
           if (b == PolicyBundle.ADAPMOE) { // GPU-only through 2 staging slots: several waves
             assertTrue(tls.stream().anyMatch(t -> t.waves() > 1), "expected staging waves");
