@@ -83,6 +83,32 @@ class RouterTest {
   }
 
   @Test
+  void scoresAreEveryExpertsProbabilityBeforeMaskingAndBias() {
+    float[] logits = {0.0f, 0.5f, -1.0f, 0.2f};
+    float[] bias = {1.0f, 0.0f, 0.0f, 0.0f};
+    Router v3 = new Router(4, 2, Router.Scoring.SIGMOID, Router.Method.NOAUX_TC, true, 2.0, true, 2, 1, bias);
+    FloatBuffer l = DenseOps.floats(8);
+    l.put(logits).put(logits).flip(); // two tokens
+    FloatBuffer s = DenseOps.floats(8);
+    v3.route(l, 2, DenseOps.ints(4), DenseOps.floats(4), s);
+    for (int t = 0; t < 2; t++) {
+      for (int e = 0; e < 4; e++) { // group 1 was masked and expert 0 biased: neither shows here
+        assertEquals(sigmoid(logits[e]), s.get(4 * t + e), 1e-6);
+      }
+    }
+    Router soft = Router.softmax(4, 1, true);
+    l.rewind();
+    soft.route(l, 1, DenseOps.ints(1), DenseOps.floats(1), s);
+    double z = 0;
+    for (float x : logits) {
+      z += Math.exp(x);
+    }
+    assertEquals(Math.exp(0.5) / z, s.get(1), 1e-6);
+    route(soft, logits); // the 4-argument form routes the same without scores
+    assertArrayEquals(new int[] {1}, ids);
+  }
+
+  @Test
   void invalidGroupingIsRejected() {
     assertThrows(IllegalArgumentException.class,
         () -> new Router(6, 2, Router.Scoring.SOFTMAX, Router.Method.GROUP_LIMITED_GREEDY, false, 1, false, 4, 2, null));
