@@ -161,13 +161,25 @@ public final class HybridExecutors {
    * (BF16 or INT4).
    */
   public static MoeExecutorFactory factory(PolicyBundle bundle, GpuBudget budget, DeviceKind kind, ExpertFormat format) {
+    return factory(bundle, budget, kind, format, null);
+  }
+
+  /**
+   * As {@link #factory(PolicyBundle, GpuBudget, DeviceKind, ExpertFormat)}, planning with a fixed
+   * cost model (a stored hardware profile's, or a test's) used as given: no calibration at load and
+   * no online refinement, so that plans depend on the routing and the cost model, not on how fast
+   * this run happened to be. Its {@code expertBytes} should be the device slot's (bytesMoved
+   * counts in it). Null: calibrate at load and refine online.
+   */
+  public static MoeExecutorFactory factory(PolicyBundle bundle, GpuBudget budget, DeviceKind kind, ExpertFormat format,
+      CostModel cost) {
     Objects.requireNonNull(bundle, "bundle");
     Objects.requireNonNull(budget, "budget");
     Objects.requireNonNull(kind, "kind");
     if (format != ExpertFormat.BF16 && format != ExpertFormat.INT4) {
       throw new IllegalArgumentException("hybrid experts are bf16 or int4 (what devices compute), not " + format);
     }
-    return (engine, layers, options) -> create(engine, layers, bundle, budget, kind, format, options.groupSize());
+    return (engine, layers, options) -> create(engine, layers, bundle, budget, kind, format, options.groupSize(), cost);
   }
 
   /** The hybrid executor behind a model's executor, when it is one (timelines, cost model). */
@@ -184,7 +196,7 @@ public final class HybridExecutors {
   }
 
   private static MoeLayerExecutor create(Engine engine, Map<Integer, ExpertLayerWeights> layers, PolicyBundle bundle,
-      GpuBudget budget, DeviceKind requested, ExpertFormat format, int groupSize) {
+      GpuBudget budget, DeviceKind requested, ExpertFormat format, int groupSize, CostModel fixedCost) {
     if (layers.isEmpty()) {
       throw new IllegalArgumentException("the model has no MoE layer for a hybrid executor");
     }
@@ -212,9 +224,13 @@ public final class HybridExecutors {
         int slots = HybridMoe.deviceSlots(cacheSlots, staging, 0);
         device = kind == DeviceKind.CUDA ? Device.cuda(0, shape, slots) : Device.emulated(1, shape, slots);
       }
-      CostModel cost = LayerBench.calibrate(engine, device, first, 5);
-      return new Owning(new HybridMoe(engine, device, HybridMoe.Config.of(bundle, cost, cacheSlots, staging), routed,
-          null, decoder, 0), device, routed, kind); // top-k: the model's, from its first call
+      HybridMoe.Config config = HybridMoe.Config.of(bundle,
+          fixedCost != null ? fixedCost : LayerBench.calibrate(engine, device, first, 5), cacheSlots, staging);
+      if (fixedCost != null) { // as given: no online refinement
+        config = new HybridMoe.Config(bundle, fixedCost, cacheSlots, staging, null, 0, config.maxPrefetchCandidates());
+      }
+      // top-k 0: the model's, from its first call
+      return new Owning(new HybridMoe(engine, device, config, routed, null, decoder, 0), device, routed, kind);
     } catch (RuntimeException e) {
       routed.forEach(ExpertLayer::close);
       if (device != null) {
