@@ -15,6 +15,21 @@ public final class DenseMlp implements FeedForward {
     this.down = down;
   }
 
+  /** gate_proj [ff, d]. */
+  public Linear gate() {
+    return gate;
+  }
+
+  /** up_proj [ff, d]. */
+  public Linear up() {
+    return up;
+  }
+
+  /** down_proj [d, ff]. */
+  public Linear down() {
+    return down;
+  }
+
   /** Intermediate size. */
   public int ff() {
     return gate.out();

@@ -5,7 +5,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.Collections;
+import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import org.hybrimoe.expert.ExpertFormat;
 import org.hybrimoe.expert.ExpertLayerWeights;
 import org.hybrimoe.nativeapi.Engine;
@@ -77,6 +79,22 @@ public final class Layers {
   public static MoeLayerExecutor executor(
       Engine engine, Map<Integer, ExpertLayerWeights> experts, LoadOptions options) {
     return options.executorFactory().create(engine, Collections.unmodifiableMap(experts), options);
+  }
+
+  /**
+   * As {@link #executor(Engine, Map, LoadOptions)}, offering the executor the shared experts of the
+   * MoE blocks among {@code layers} (decoder layers in order).
+   */
+  public static MoeLayerExecutor executor(
+      Engine engine, Map<Integer, ExpertLayerWeights> experts, List<DecoderLayer> layers, LoadOptions options) {
+    Map<Integer, SharedExpert> shared = new TreeMap<>();
+    for (int l = 0; l < layers.size(); l++) {
+      if (layers.get(l).ffn() instanceof MoeBlock b && b.sharedExpert() != null) {
+        shared.put(l, b.sharedExpert());
+      }
+    }
+    return options.executorFactory().create(
+        engine, Collections.unmodifiableMap(experts), Collections.unmodifiableMap(shared), options);
   }
 
   /** theta^(-2i/dim) for i < dim/2, in f32 as HF computes RoPE frequencies. */

@@ -7,7 +7,8 @@ import java.nio.IntBuffer;
  * A mixture-of-experts FFN: router logits x @ gate^T [n, E], routed with {@link Router}, the
  * chosen experts run by the context's {@link MoeLayerExecutor} (which also gets the routing
  * probabilities), plus an optional shared expert (a {@link DenseMlp}) scaled by
- * sigmoid(x @ sharedGate^T) when a shared gate is given (Qwen2-MoE) or added as is (DeepSeek).
+ * sigmoid(x @ sharedGate^T) when a shared gate is given (Qwen2-MoE) or added as is (DeepSeek); the
+ * executor runs the shared expert instead where it says so ({@link MoeLayerExecutor#runsSharedExpert}).
  */
 public final class MoeBlock implements FeedForward {
   private final Linear router;
@@ -25,6 +26,11 @@ public final class MoeBlock implements FeedForward {
   /** The router's gate [experts, d] (what a look-ahead applies to another layer's input). */
   Linear gate() {
     return router;
+  }
+
+  /** The shared expert with its gate, or null. */
+  SharedExpert sharedExpert() {
+    return shared == null ? null : new SharedExpert(shared, sharedGate);
   }
 
   /** The top-k rule. */
@@ -47,7 +53,7 @@ public final class MoeBlock implements FeedForward {
       out.put(i, 0f);
     }
     ctx.experts().run(layer, x, n, k, ids, w, scores, out);
-    if (shared != null) {
+    if (shared != null && !ctx.experts().runsSharedExpert(layer)) {
       FloatBuffer s = ctx.floats(Scratch.Slot.SHARED_OUT, (long) n * d);
       shared.forward(ctx, layer, x, n, s);
       FloatBuffer g = null;

@@ -17,4 +17,16 @@ public interface MoeExecutorFactory {
    *     checkpoint; they stay valid while the model is open)
    */
   MoeLayerExecutor create(Engine engine, Map<Integer, ExpertLayerWeights> layers, LoadOptions options);
+
+  /**
+   * As {@link #create(Engine, Map, LoadOptions)}, also offered the layers' shared experts: an
+   * executor may run some itself ({@link MoeLayerExecutor#runsSharedExpert}); the model runs the
+   * rest. The default declines them all.
+   *
+   * @param shared decoder layer index -> its shared expert, for the MoE layers that have one
+   */
+  default MoeLayerExecutor create(
+      Engine engine, Map<Integer, ExpertLayerWeights> layers, Map<Integer, SharedExpert> shared, LoadOptions options) {
+    return create(engine, layers, options);
+  }
 }

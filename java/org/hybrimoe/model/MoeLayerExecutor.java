@@ -43,6 +43,15 @@ public interface MoeLayerExecutor extends AutoCloseable {
    */
   default void setLookahead(Lookahead lookahead) {}
 
+  /**
+   * Whether {@link #run} adds decoder layer {@code layer}'s shared expert (gated as the model
+   * would) to out as well, so that the model skips its own; only for a shared expert it was
+   * offered at load ({@link MoeExecutorFactory}). The default: never.
+   */
+  default boolean runsSharedExpert(int layer) {
+    return false;
+  }
+
   /** Counters since creation or {@link #resetStats}, or null when the executor keeps none. */
   default ExecutorStats stats() {
     return null;

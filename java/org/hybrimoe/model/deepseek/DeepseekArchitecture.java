@@ -121,7 +121,7 @@ public final class DeepseekArchitecture implements Architecture {
     FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
     Linear head = Layers.lmHead(w, cfg, vocab, d);
     // Last, so that nothing after it can fail and leave its native layers unreleased.
-    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
+    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, layers, options);
     return new CausalLm(
         cfg.modelType(), engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
         cfg.intOr("max_position_embeddings", 4096));

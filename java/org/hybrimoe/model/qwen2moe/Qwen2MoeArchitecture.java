@@ -91,7 +91,7 @@ public final class Qwen2MoeArchitecture implements Architecture {
     FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
     Linear head = Layers.lmHead(w, cfg, vocab, d);
     // Last, so that nothing after it can fail and leave its native layers unreleased.
-    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
+    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, layers, options);
     return new CausalLm(
         "qwen2_moe", engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
         cfg.intOr("max_position_embeddings", 4096));
