@@ -329,25 +329,87 @@ class HybridPlumbingTest {
     deep(dir, 2);
     ModelMaker.Spec s = ModelMaker.Spec.defaults("deepseek_v2");
     long slot = ExpertShape.bf16(s.hidden(), s.expertFf()).bytes();
-    int staging = HybridExecutors.stagingSlots(16);
+    int pinned = HybridExecutors.stagingSlots(16) + 2; // staging, and each layer's bf16 shared expert
     float[][] want;
     try (CausalLm m = load(dir, null, new LoadOptions(1, null, 32))) {
       want = decode(m, PROMPT, greedy(2));
     }
     // 6 of 32 experts cached (no scratch on the emulated device).
-    try (CausalLm m = load(dir, null, hybrid(PolicyBundle.HYBRIMOE, GpuBudget.bytes((staging + 6) * slot),
+    try (CausalLm m = load(dir, null, hybrid(PolicyBundle.HYBRIMOE, GpuBudget.bytes((pinned + 6) * slot),
         DeviceKind.EMULATED))) {
       assertTrue(maxRelDiff(decode(m, PROMPT, greedy(2)), want) < TOL);
       assertTrue(m.experts().stats().hits() > 0);
     }
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> load(dir, null,
-        hybrid(PolicyBundle.HYBRIMOE, GpuBudget.bytes(staging * slot), DeviceKind.EMULATED)));
+        hybrid(PolicyBundle.HYBRIMOE, GpuBudget.bytes(pinned * slot), DeviceKind.EMULATED)));
     assertTrue(e.getMessage().contains(slot + " B) missing") || e.getMessage().contains(" " + slot + " B missing"),
         e.getMessage());
     // Without a device the budget does not matter.
     try (CausalLm m = load(dir, null, hybrid(PolicyBundle.HYBRIMOE, GpuBudget.bytes(1), DeviceKind.NONE))) {
       assertTrue(maxRelDiff(decode(m, PROMPT, greedy(2)), want) < TOL);
     }
+  }
+
+  /** A make-model checkpoint of {@code arch} with shared experts, 3 layers, in {@code dtype}. */
+  static Path withShared(Path dir, String arch, String dtype) throws IOException {
+    ModelMaker.Spec s = ModelMaker.Spec.defaults(arch); // qwen2_moe: shared ff 48 over routed 32 (padded pieces)
+    ModelMaker.write(new ModelMaker.Spec(s.arch(), 3, s.hidden(), s.experts(), s.topK(), s.expertFf(), s.heads(),
+        s.kvHeads(), s.vocab(), s.sharedFf(), s.denseFf(), 1, s.kvLoraRank(), s.qLoraRank(), s.rope(), s.nope(),
+        s.vDim(), arch.equals("deepseek_v2") ? 2 : s.nShared(), s.routedScale(), s.normTopk(), false, 3, dtype, true, 1),
+        dir);
+    return dir;
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"qwen2_moe", "deepseek_v2"})
+  void sharedExpertsRunPinnedOnTheDeviceWithTheModelsNumbers(String arch, @TempDir Path tmp) throws IOException {
+    Path dir = withShared(tmp.resolve("bf16"), arch, "BF16");
+    int[] tokens = greedy(3);
+    float[][] want;
+    try (CausalLm m = load(dir, null, new LoadOptions(1, null, 32))) {
+      want = decode(m, PROMPT, tokens);
+    }
+    for (PolicyBundle b : List.of(PolicyBundle.HYBRIMOE, PolicyBundle.ADAPMOE, PolicyBundle.KTRANSFORMERS)) {
+      LoadOptions o = new LoadOptions(1, null, 32).withExecutors(HybridExecutors.factory(b, GpuBudget.ratio(0.25),
+          DeviceKind.EMULATED, ExpertFormat.BF16, paperLikeCost()));
+      try (CausalLm m = load(dir, null, o)) {
+        assertFalse(m.experts().runsSharedExpert(0), "layer 0 is dense");
+        assertTrue(m.experts().runsSharedExpert(1) && m.experts().runsSharedExpert(2), b.name());
+        float[][] got = decode(m, PROMPT, tokens.clone());
+        assertTrue(maxRelDiff(got, want) < TOL, arch + " " + b.name() + ": " + maxRelDiff(got, want));
+        ExecutorStats s = m.experts().stats();
+        assertEquals(s.activations(), s.cpuTotal() + s.gpuTotal(), "shared experts are not counted: " + s);
+      }
+    }
+    // Without a device, in int4, or from f32 weights (bf16 on the device would change them): the model's path.
+    try (CausalLm m = load(dir, null, hybrid(PolicyBundle.HYBRIMOE, GpuBudget.ratio(0.25), DeviceKind.NONE))) {
+      assertFalse(m.experts().runsSharedExpert(1));
+      assertTrue(maxRelDiff(decode(m, PROMPT, tokens.clone()), want) < TOL);
+    }
+    try (CausalLm m = load(dir, null, new LoadOptions(1, null, 32).withExecutors(HybridExecutors.factory(
+        PolicyBundle.HYBRIMOE, GpuBudget.ratio(0.25), DeviceKind.EMULATED, ExpertFormat.INT4)))) {
+      assertFalse(m.experts().runsSharedExpert(1));
+    }
+    Path f32 = withShared(tmp.resolve("f32"), arch, "F32");
+    try (CausalLm m = load(f32, null, hybrid(PolicyBundle.HYBRIMOE, GpuBudget.ratio(0.25), DeviceKind.EMULATED))) {
+      assertFalse(m.experts().runsSharedExpert(1));
+    }
+  }
+
+  @Test
+  void pinnedSharedExpertsCountAgainstAByteBudget(@TempDir Path tmp) throws IOException {
+    Path dir = withShared(tmp, "qwen2_moe", "BF16"); // 2 MoE layers, 2 shared pieces each
+    ModelMaker.Spec s = ModelMaker.Spec.defaults("qwen2_moe");
+    long slot = ExpertShape.bf16(s.hidden(), s.expertFf()).bytes();
+    long pinned = HybridExecutors.stagingSlots(s.experts()) + 2 * 2;
+    try (CausalLm m = load(dir, null, hybrid(PolicyBundle.HYBRIMOE, GpuBudget.bytes((pinned + 1) * slot),
+        DeviceKind.EMULATED))) {
+      assertTrue(m.experts().runsSharedExpert(1));
+      decode(m, PROMPT, greedy(1));
+    }
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> load(dir, null,
+        hybrid(PolicyBundle.HYBRIMOE, GpuBudget.bytes(pinned * slot), DeviceKind.EMULATED)));
+    assertTrue(e.getMessage().contains(pinned + " staging and shared-expert slots"), e.getMessage());
   }
 
   @Test
