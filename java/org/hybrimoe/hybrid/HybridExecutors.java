@@ -45,7 +45,7 @@ import org.hybrimoe.runtime.CudaDiscovery;
 public final class HybridExecutors {
   /** Which expert device to use. */
   public enum DeviceKind {
-    /** CUDA where the runtime finds a CUDA device, else {@link #NONE} ({@link #resolve}). */
+    /** CUDA where the runtime finds a CUDA device, else {@link #NONE} ({@link HybridExecutors#resolve}). */
     AUTO,
     CUDA,
     /** The host-emulated device: the hybrid pipeline on host threads (tests; no speed claim). */

@@ -4,9 +4,9 @@ import java.util.Arrays;
 
 /**
  * What a {@link MoeLayerExecutor} did since it was created or its stats were reset. The arrays are
- * indexed by decoder layer (dense layers hold 0) and count the distinct routed experts computed on
- * each side, summed over calls; per layer, CPU plus GPU is that layer's share of
- * {@code activations}. Shared experts are not counted.
+ * indexed by decoder layer up to the last MoE layer (dense layers hold 0) and count the distinct
+ * routed experts computed on each side, summed over calls; per layer, CPU plus GPU is that layer's
+ * share of {@code activations}. Shared experts are not counted.
  *
  * @param cpuExperts [decoder layers] routed experts computed on the CPU
  * @param gpuExperts [decoder layers] routed experts computed on the GPU
