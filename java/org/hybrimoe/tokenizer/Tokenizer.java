@@ -85,7 +85,11 @@ public final class Tokenizer {
           throw t.get("id").bad("is a negative id (" + id + ")");
         }
         boolean special = t.get("special").boolOr(false);
-        addedList.add(new AddedTokens.Token(id, t.get("content").string(), t.get("single_word").boolOr(false),
+        String content = t.get("content").string();
+        // A token the model vocabulary already has keeps its vocabulary id, whatever the file
+        // says (HF tokenizers does the same; in well-formed files the two agree).
+        id = model.vocab.getOrDefault(content, id);
+        addedList.add(new AddedTokens.Token(id, content, t.get("single_word").boolOr(false),
             t.get("lstrip").boolOr(false), t.get("rstrip").boolOr(false), t.get("normalized").boolOr(!special),
             special));
         maxId = Math.max(maxId, id);
