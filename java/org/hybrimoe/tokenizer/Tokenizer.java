@@ -199,7 +199,9 @@ public final class Tokenizer {
       }
       return Field.root(file, n);
     } catch (JsonProcessingException e) {
-      throw new TokenizerFormatException(file + ": not valid JSON: " + e.getOriginalMessage()
+      String why = e.getOriginalMessage();
+      int noise = why.indexOf(" (start marker at");
+      throw new TokenizerFormatException(file + ": not valid JSON: " + (noise > 0 ? why.substring(0, noise) : why)
           + (e.getLocation() != null ? " (line " + e.getLocation().getLineNr() + ", column "
           + e.getLocation().getColumnNr() + ")" : ""), e);
     }
