@@ -39,8 +39,14 @@ import org.hybrimoe.tokenizer.PreTokenizers.PreTokenizer;
  *
  * <p>Ids may be sparse; {@link #vocabSize()} is the largest id plus one. Immutable and
  * thread-safe (a concurrent word cache inside); the stream decoders it makes are not.
+ *
+ * <p>Not implemented: WordPiece/Unigram/WordLevel models, truncation, padding, sequence pairs,
+ * offsets, BPE dropout (ignored: inference is deterministic), and transformers'
+ * clean_up_tokenization_spaces (never applied; the Qwen2.5, DeepSeek-V3 and Llama 2 configs set
+ * it false; a config that sets it true is logged).
  */
 public final class Tokenizer {
+  private static final System.Logger LOG = System.getLogger(Tokenizer.class.getName());
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
@@ -136,6 +142,10 @@ public final class Tokenizer {
     this.prefix = pre;
     this.suffix = post;
 
+    if (cfg != null && cfg.get("clean_up_tokenization_spaces").boolOr(false)) {
+      LOG.log(System.Logger.Level.WARNING, cfg.file + " sets clean_up_tokenization_spaces, which is not applied:"
+          + " decoded text keeps spaces before punctuation that transformers would remove");
+    }
     String template = null;
     String problem = "tokenizer_config.json has no chat_template";
     if (cfg != null && cfg.get("chat_template").present()) {
