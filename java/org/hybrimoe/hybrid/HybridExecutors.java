@@ -20,6 +20,7 @@ import org.hybrimoe.expert.ExpertLayerWeights;
 import org.hybrimoe.model.ExecutorStats;
 import org.hybrimoe.model.Linear;
 import org.hybrimoe.model.LoadOptions;
+import org.hybrimoe.model.LoadProgress;
 import org.hybrimoe.model.Lookahead;
 import org.hybrimoe.model.MoeExecutorFactory;
 import org.hybrimoe.model.MoeLayerExecutor;
@@ -186,8 +187,9 @@ public final class HybridExecutors {
     Objects.requireNonNull(bundle, "bundle");
     Objects.requireNonNull(budget, "budget");
     Objects.requireNonNull(kind, "kind");
-    if (format != ExpertFormat.BF16 && format != ExpertFormat.INT4) {
-      throw new IllegalArgumentException("hybrid experts are bf16 or int4 (what devices compute), not " + format);
+    if (format != ExpertFormat.BF16 && format != ExpertFormat.INT4 && format != ExpertFormat.F32) {
+      throw new IllegalArgumentException("hybrid experts are bf16 or int4 (what devices compute), or f32 with no "
+          + "device, not " + format);
     }
     return new MoeExecutorFactory() {
       @Override
@@ -198,7 +200,8 @@ public final class HybridExecutors {
       @Override
       public MoeLayerExecutor create(Engine engine, Map<Integer, ExpertLayerWeights> layers,
           Map<Integer, SharedExpert> shared, LoadOptions options) {
-        return HybridExecutors.create(engine, layers, shared, bundle, budget, kind, format, options.groupSize(), cost);
+        return HybridExecutors.create(engine, layers, shared, bundle, budget, kind, format, options.groupSize(), cost,
+            options.progressOrNone());
       }
     };
   }
@@ -218,11 +221,14 @@ public final class HybridExecutors {
 
   private static MoeLayerExecutor create(Engine engine, Map<Integer, ExpertLayerWeights> layers,
       Map<Integer, SharedExpert> offered, PolicyBundle bundle, GpuBudget budget, DeviceKind requested,
-      ExpertFormat format, int groupSize, CostModel fixedCost) {
+      ExpertFormat format, int groupSize, CostModel fixedCost, LoadProgress progress) {
     if (layers.isEmpty()) {
       throw new IllegalArgumentException("the model has no MoE layer for a hybrid executor");
     }
     DeviceKind kind = resolve(requested);
+    if (format == ExpertFormat.F32 && kind != DeviceKind.NONE) {
+      throw new IllegalArgumentException("f32 experts run on the CPU only; a " + kind + " device holds bf16 or int4");
+    }
     List<ExpertLayer> routed = new ArrayList<>();
     List<ExpertLayer> shared = new ArrayList<>(); // per MoE layer, null where the model keeps its own
     Device device = null;
@@ -231,8 +237,12 @@ public final class HybridExecutors {
       int[] decoder = layers.keySet().stream().mapToInt(Integer::intValue).sorted().toArray();
       for (int l : decoder) {
         ExpertLayerWeights w = layers.get(l);
+        if (w.format() != format && format == ExpertFormat.F32) {
+          throw new IllegalArgumentException("f32 experts need an f32 checkpoint; this one stores " + w.format());
+        }
         routed.add(w.format() == format && w.groupSize() == group ? ExpertLayer.borrow(w)
             : ExpertLayer.quantize(engine, format, group, w));
+        progress.progress("preparing experts", routed.size(), decoder.length);
       }
       ExpertLayer first = routed.get(0);
       int experts = first.nExperts();
@@ -257,8 +267,10 @@ public final class HybridExecutors {
         int slots = HybridMoe.deviceSlots(cacheSlots, staging, pinned);
         device = kind == DeviceKind.CUDA ? Device.cuda(0, shape, slots) : Device.emulated(1, shape, slots);
       }
+      progress.progress("calibrating", 0, 1);
       HybridMoe.Config config = HybridMoe.Config.of(bundle,
           fixedCost != null ? fixedCost : LayerBench.calibrate(engine, device, first, 5), cacheSlots, staging);
+      progress.progress("calibrating", 1, 1);
       if (fixedCost != null) { // as given: no online refinement
         config = new HybridMoe.Config(bundle, fixedCost, cacheSlots, staging, null, 0, config.maxPrefetchCandidates());
       }

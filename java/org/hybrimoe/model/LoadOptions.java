@@ -10,25 +10,42 @@ import org.hybrimoe.expert.ExpertFormat;
  *     f32), or null to run them in place in the checkpoint's dtype (CPU executor)
  * @param groupSize INT4 group size (32, 64 or 128)
  * @param executors creates the MoE executor; null for the CPU engine's ({@link CpuMoeExecutor})
+ * @param progress told how loading goes (null: nobody)
  */
-public record LoadOptions(int threads, ExpertFormat expertFormat, int groupSize, MoeExecutorFactory executors) {
+public record LoadOptions(int threads, ExpertFormat expertFormat, int groupSize, MoeExecutorFactory executors,
+    LoadProgress progress) {
   /** Options with the CPU executor. */
   public LoadOptions(int threads, ExpertFormat expertFormat, int groupSize) {
-    this(threads, expertFormat, groupSize, null);
+    this(threads, expertFormat, groupSize, null, null);
+  }
+
+  /** Options with an executor factory and no progress listener. */
+  public LoadOptions(int threads, ExpertFormat expertFormat, int groupSize, MoeExecutorFactory executors) {
+    this(threads, expertFormat, groupSize, executors, null);
   }
 
   /** Experts in place, one thread per physical core, CPU executor. */
   public static LoadOptions defaults() {
-    return new LoadOptions(0, null, 32, null);
+    return new LoadOptions(0, null, 32, null, null);
   }
 
   /** The same options with another executor factory. */
   public LoadOptions withExecutors(MoeExecutorFactory factory) {
-    return new LoadOptions(threads, expertFormat, groupSize, factory);
+    return new LoadOptions(threads, expertFormat, groupSize, factory, progress);
+  }
+
+  /** The same options with a progress listener. */
+  public LoadOptions withProgress(LoadProgress p) {
+    return new LoadOptions(threads, expertFormat, groupSize, executors, p);
   }
 
   /** The factory to use: the given one, else the CPU engine's. */
   MoeExecutorFactory executorFactory() {
     return executors != null ? executors : CpuMoeExecutor::create;
+  }
+
+  /** The listener to tell (never null). */
+  public LoadProgress progressOrNone() {
+    return progress != null ? progress : LoadProgress.NONE;
   }
 }

@@ -61,7 +61,10 @@ public final class ModelRegistry {
     }
     ModelConfig cfg = ModelConfig.read(config);
     Architecture a = architecture(cfg);
-    return build(a, cfg, ModelWeights.open(dir), options);
+    options.progressOrNone().progress("mapping weights", 0, 1);
+    ModelWeights w = ModelWeights.open(dir);
+    options.progressOrNone().progress("mapping weights", 1, 1);
+    return build(a, cfg, w, options);
   }
 
   /** Loads a config file and one safetensors file (fixtures keep them side by side). */
