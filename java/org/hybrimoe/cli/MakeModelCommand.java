@@ -46,7 +46,7 @@ final class MakeModelCommand implements Callable<Integer> {
   @Option(names = "--kv-heads", description = "KV heads (default 2; DeepSeek ignores it).")
   Integer kvHeads;
 
-  @Option(names = "--vocab", description = "Vocabulary size (default 96).")
+  @Option(names = "--vocab", description = "Vocabulary size (default 96; 259 or more also writes a byte-level tokenizer).")
   Integer vocab;
 
   @Option(names = "--dtype", defaultValue = "f32", description = "f32, bf16 or f16.")
@@ -74,7 +74,9 @@ final class MakeModelCommand implements Callable<Integer> {
         d.vDim(), d.nShared(), d.routedScale(), d.normTopk(), yarn, seed, dtype.toUpperCase(Locale.ROOT),
         layout.equals("packed"), shards);
     ModelMaker.write(s, out);
-    spec.commandLine().getOut().printf("wrote %s model to %s%n", arch, out);
+    spec.commandLine().getOut().printf("wrote %s model to %s%s%n", arch, out, s.vocab() >= ModelMaker.MIN_TOKENIZER_VOCAB
+        ? " with a byte-level tokenizer" : " (no tokenizer: --vocab " + ModelMaker.MIN_TOKENIZER_VOCAB
+        + " or more adds one)");
     spec.commandLine().getOut().flush();
     return 0;
   }

@@ -12,6 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import org.hybrimoe.tokenizer.TokenizerMaker;
 import org.hybrimoe.weights.SafetensorsWriter;
 
 /**
@@ -41,7 +42,22 @@ public final class ModelMaker {
       return new Spec(arch, 2, 64, 8, 2, 32, 4, 2, 96, 48, 96, arch.equals("mixtral") || arch.equals("olmoe") ? 0 : 1,
           16, 0, 8, 8, 8, 1, 1.5, arch.equals("qwen3_moe") || arch.equals("deepseek_v3"), false, 1, "F32", true, 1);
     }
+
+    /** The same model with another vocabulary size. */
+    public Spec withVocab(int v) {
+      return new Spec(arch, layers, hidden, experts, topK, expertFf, heads, kvHeads, v, sharedFf, denseFf, denseLayers,
+          kvLoraRank, qLoraRank, rope, nope, vDim, nShared, routedScale, normTopk, yarn, seed, dtype, packed, shards);
+    }
+
+    /** The same model with another number of decoder layers. */
+    public Spec withLayers(int n) {
+      return new Spec(arch, n, hidden, experts, topK, expertFf, heads, kvHeads, vocab, sharedFf, denseFf, denseLayers,
+          kvLoraRank, qLoraRank, rope, nope, vDim, nShared, routedScale, normTopk, yarn, seed, dtype, packed, shards);
+    }
   }
+
+  /** The smallest vocabulary that gets a tokenizer (256 byte tokens and 3 special tokens). */
+  public static final int MIN_TOKENIZER_VOCAB = 259;
 
   private ModelMaker() {}
 
@@ -123,6 +139,9 @@ public final class ModelMaker {
     linear(tensors, rnd, "lm_head.weight", s.vocab(), d);
     writeWeights(tensors, s, dir);
     writeConfig(s, dir.resolve("config.json"));
+    if (s.vocab() >= MIN_TOKENIZER_VOCAB) { // bytes + specials fit: text prompts work on this model
+      TokenizerMaker.writeByteLevel(dir, s.vocab());
+    }
   }
 
   private static void experts(Map<String, Object[]> t, SplittableRandom rnd, Spec s, String p, int d) {
