@@ -13,6 +13,8 @@ import picocli.CommandLine.Command;
     versionProvider = Main.Version.class,
     description = "Hybrid CPU-GPU mixture-of-experts inference (HybriMoE).",
     subcommands = {
+      DemoCommand.class,
+      GenerateCommand.class,
       InfoCommand.class,
       SimulateCommand.class,
       BenchSchedulerCommand.class,
