@@ -425,6 +425,9 @@ final class Filters {
     if (!Values.isNumeric(v)) {
       throw new EvalError("filter 'round' needs a number, got " + Values.typeName(v));
     }
+    if (method.equals("common") && !Values.isFloat(v) && precision >= 0) {
+      return Values.toLong(v); // Python's round(int, n) is the int itself
+    }
     double d = Values.toDouble(v);
     if (!Double.isFinite(d)) {
       return d;

@@ -357,9 +357,9 @@ final class Renderer {
           throw ChatTemplateException.at(a.pos(), Values.typeName(target) + " has no method '" + a.name() + "'");
         }
       }
-      throw ChatTemplateException.at(c.pos(), "cannot call an undefined value: " + u.hint);
+      throw ChatTemplateException.at(c.callee().pos(), "cannot call an undefined value: " + u.hint);
     }
-    throw ChatTemplateException.at(c.pos(), "'" + Values.typeName(callee) + "' object is not callable");
+    throw ChatTemplateException.at(c.callee().pos(), "'" + Values.typeName(callee) + "' object is not callable");
   }
 
   private Object callMacro(Node.Macro def, CallArgs args, Pos pos) {
