@@ -338,7 +338,7 @@ final class Filters {
     List<Object> out = new ArrayList<>();
     for (Object item : Values.iterate(v)) {
       Object x = byAttribute ? attribute(item, attribute) : item;
-      boolean pass = test == null ? Values.truthy(x) : Tests.apply(test, x, testArgs);
+      boolean pass = test == null ? Values.truthy(x) : IsTests.apply(test, x, testArgs);
       if (pass == keep) {
         out.add(item);
       }

@@ -29,7 +29,6 @@ final class Parser {
   /** Deepest syntax tree (statements and expressions together) a template may produce. */
   static final int MAX_TREE_DEPTH = 400;
 
-  private static final Set<String> COMPARE_OPS = Set.of("==", "!=", "<", ">", "<=", ">=");
   private static final Set<String> END_TAGS = Set.of(
       "elif", "else", "endif", "endfor", "endset", "endmacro", "endfilter", "endgeneration", "endraw", "endcall",
       "endblock", "endwith", "endautoescape");
@@ -466,113 +465,104 @@ final class Parser {
     return e;
   }
 
+  // Binary operators by precedence climbing: one frame per operand instead of one per level,
+  // so nested brackets cost few Java frames. Levels, loosest first; each builds the same
+  // n-ary node the grammar describes (Logic, Compare, Binary, Concat).
+  private static final int OR = 0;
+  private static final int AND = 1;
+  private static final int NOT = 2;
+  private static final int COMPARE = 3;
+  private static final int SUM = 4;
+  private static final int CONCAT = 5;
+  private static final int PRODUCT = 6;
+  private static final int POWER = 7;
+
   private Expr parseOr() {
-    Expr first = parseAnd();
-    if (!isName("or")) {
-      return first;
-    }
-    List<Expr> operands = new ArrayList<>();
-    operands.add(first);
-    while (isName("or")) {
-      next();
-      operands.add(parseAnd());
-    }
-    return new Node.Logic(first.pos(), false, List.copyOf(operands));
+    return parseBinary(OR);
   }
 
-  private Expr parseAnd() {
-    Expr first = parseNot();
-    if (!isName("and")) {
-      return first;
+  /** The level of the binary operator at the cursor, or -1 when there is none. */
+  private int operatorLevel() {
+    Token t = peek();
+    if (t.kind() == Kind.NAME) {
+      return switch (t.text()) {
+        case "or" -> OR;
+        case "and" -> AND;
+        case "in" -> COMPARE;
+        case "not" -> peek(1).isName("in") ? COMPARE : -1;
+        default -> -1;
+      };
     }
-    List<Expr> operands = new ArrayList<>();
-    operands.add(first);
-    while (isName("and")) {
-      next();
-      operands.add(parseNot());
+    if (t.kind() != Kind.OP) {
+      return -1;
     }
-    return new Node.Logic(first.pos(), true, List.copyOf(operands));
+    return switch (t.text()) {
+      case "==", "!=", "<", ">", "<=", ">=" -> COMPARE;
+      case "+", "-" -> SUM;
+      case "~" -> CONCAT;
+      case "*", "/", "//", "%" -> PRODUCT;
+      case "**" -> POWER;
+      default -> -1;
+    };
   }
 
-  private Expr parseNot() {
-    if (isName("not")) {
+  /** An expression whose operators all bind at least as tightly as minLevel. */
+  private Expr parseBinary(int minLevel) {
+    Expr left = parseOperand(minLevel);
+    while (true) {
+      int level = operatorLevel();
+      if (level < minLevel) {
+        return left;
+      }
+      left = switch (level) {
+        case OR, AND -> {
+          List<Expr> operands = new ArrayList<>();
+          operands.add(left);
+          while (operatorLevel() == level) {
+            next();
+            operands.add(parseBinary(level + 1));
+          }
+          yield new Node.Logic(left.pos(), level == AND, List.copyOf(operands));
+        }
+        case CONCAT -> {
+          List<Expr> parts = new ArrayList<>();
+          parts.add(left);
+          while (operatorLevel() == CONCAT) {
+            next();
+            parts.add(parseBinary(CONCAT + 1));
+          }
+          yield new Node.Concat(left.pos(), List.copyOf(parts));
+        }
+        default -> {
+          List<Operand> rest = new ArrayList<>();
+          while (operatorLevel() == level) {
+            Token t = next();
+            String op = t.text();
+            if (t.isName("not")) {
+              next();
+              op = "not in";
+            }
+            rest.add(new Operand(t.pos(), op, level == POWER ? parseUnary(true) : parseBinary(level + 1)));
+          }
+          yield level == COMPARE ? new Node.Compare(left.pos(), left, List.copyOf(rest))
+              : new Node.Binary(left.pos(), left, List.copyOf(rest));
+        }
+      };
+    }
+  }
+
+  /** A unary expression, or {@code not x} where a not may stand (looser than comparisons). */
+  private Expr parseOperand(int minLevel) {
+    if (minLevel <= NOT && isName("not")) {
       Pos pos = next().pos();
       enter(pos);
       try {
-        return new Node.Unary(pos, "not", parseNot());
+        return new Node.Unary(pos, "not", parseBinary(NOT));
       } finally {
         leave();
       }
     }
-    return parseCompare();
-  }
-
-  private Expr parseCompare() {
-    Expr first = parseMath1();
-    List<Operand> rest = new ArrayList<>();
-    while (true) {
-      Token t = peek();
-      String op;
-      if (t.kind() == Kind.OP && COMPARE_OPS.contains(t.text())) {
-        op = t.text();
-        next();
-      } else if (t.isName("in")) {
-        op = "in";
-        next();
-      } else if (t.isName("not") && peek(1).isName("in")) {
-        op = "not in";
-        next();
-        next();
-      } else {
-        break;
-      }
-      rest.add(new Operand(t.pos(), op, parseMath1()));
-    }
-    return rest.isEmpty() ? first : new Node.Compare(first.pos(), first, List.copyOf(rest));
-  }
-
-  private Expr parseMath1() {
-    Expr first = parseConcat();
-    List<Operand> rest = new ArrayList<>();
-    while (isOp("+") || isOp("-")) {
-      Token t = next();
-      rest.add(new Operand(t.pos(), t.text(), parseConcat()));
-    }
-    return rest.isEmpty() ? first : new Node.Binary(first.pos(), first, List.copyOf(rest));
-  }
-
-  private Expr parseConcat() {
-    Expr first = parseMath2();
-    if (!isOp("~")) {
-      return first;
-    }
-    List<Expr> parts = new ArrayList<>();
-    parts.add(first);
-    while (isOp("~")) {
-      next();
-      parts.add(parseMath2());
-    }
-    return new Node.Concat(first.pos(), List.copyOf(parts));
-  }
-
-  private Expr parseMath2() {
-    Expr first = parsePow();
-    List<Operand> rest = new ArrayList<>();
-    while (isOp("*") || isOp("/") || isOp("//") || isOp("%")) {
-      Token t = next();
-      rest.add(new Operand(t.pos(), t.text(), parsePow()));
-    }
-    return rest.isEmpty() ? first : new Node.Binary(first.pos(), first, List.copyOf(rest));
-  }
-
-  private Expr parsePow() {
-    Expr first = parseUnary(true);
-    List<Operand> rest = new ArrayList<>();
-    while (isOp("**")) {
-      Token t = next();
-      rest.add(new Operand(t.pos(), "**", parseUnary(true)));
-    }
-    return rest.isEmpty() ? first : new Node.Binary(first.pos(), first, List.copyOf(rest));
+    return parseUnary(true);
   }
 
   private Expr parseUnary(boolean withFilters) {

@@ -210,103 +210,149 @@ final class Renderer {
     return g != null ? g : new Undefined("'" + name + "' is undefined");
   }
 
+  /** The value of an expression; one small method per node kind keeps deep trees cheap on the stack. */
   Object eval(Expr e) {
     if (e instanceof Node.Literal l) {
       return l.value();
     } else if (e instanceof Node.Name n) {
       return lookup(n.name());
     } else if (e instanceof Node.Attr a) {
-      Object obj = eval(a.object());
-      return Values.getAttr(obj, a.name());
+      return Values.getAttr(eval(a.object()), a.name());
     } else if (e instanceof Node.Item it) {
-      Object obj = eval(it.object());
-      Object key = eval(it.key());
-      return Values.getItem(obj, key);
+      return evalItem(it);
     } else if (e instanceof Node.Slice sl) {
-      Object obj = eval(sl.object());
-      Object start = sl.start() == null ? null : eval(sl.start());
-      Object stop = sl.stop() == null ? null : eval(sl.stop());
-      Object step = sl.step() == null ? null : eval(sl.step());
-      return guard(sl.pos(), () -> Values.slice(obj, start, stop, step));
+      return evalSlice(sl);
     } else if (e instanceof Node.Call c) {
       return evalCall(c);
     } else if (e instanceof Node.Filter f) {
-      Object v = eval(f.value());
-      CallArgs args = evalArgs(f.args());
-      return guard(f.pos(), () -> Filters.apply(f.name(), v, args));
+      return evalFilter(f);
     } else if (e instanceof Node.Test t) {
-      Object v = eval(t.value());
-      CallArgs args = evalArgs(t.args());
-      boolean r = guard(t.pos(), () -> Tests.apply(t.name(), v, args));
-      return r != t.negated();
+      return evalTest(t);
     } else if (e instanceof Node.Logic l) {
-      Object v = null;
-      for (Expr operand : l.operands()) {
-        v = eval(operand);
-        if (Values.truthy(v) != l.and()) {
-          return v;
-        }
-      }
-      return v;
+      return evalLogic(l);
     } else if (e instanceof Node.Unary u) {
-      Object v = eval(u.operand());
-      return switch (u.op()) {
-        case "not" -> !Values.truthy(v);
-        case "-" -> guard(u.pos(), () -> Values.negate(v));
-        default -> guard(u.pos(), () -> {
-          if (!Values.isNumeric(v)) {
-            throw new EvalError("bad operand type for unary +: '" + Values.typeName(v) + "'");
-          }
-          return v;
-        });
-      };
+      return evalUnary(u);
     } else if (e instanceof Node.Binary b) {
-      Object v = eval(b.first());
-      for (Operand o : b.rest()) {
-        Object left = v;
-        Object right = eval(o.expr());
-        v = guard(o.pos(), () -> Values.arith(o.op(), left, right));
-      }
-      return v;
+      return evalBinary(b);
     } else if (e instanceof Node.Concat c) {
-      StringBuilder sb = new StringBuilder();
-      for (Expr part : c.parts()) {
-        Object v = eval(part);
-        sb.append(guard(part.pos(), () -> Values.str(v)));
-      }
-      return sb.toString();
+      return evalConcat(c);
     } else if (e instanceof Node.Compare c) {
-      Object left = eval(c.first());
-      for (Operand o : c.rest()) {
-        Object l = left;
-        Object r = eval(o.expr());
-        boolean holds = guard(o.pos(), () -> compare(o.op(), l, r));
-        if (!holds) {
-          return false;
-        }
-        left = r;
-      }
-      return true;
+      return evalCompare(c);
     } else if (e instanceof Node.Cond c) {
-      if (Values.truthy(eval(c.condition()))) {
-        return eval(c.then());
-      }
-      return c.otherwise() == null ? new Undefined("the condition of the 'if' expression at " + c.pos() + " was false")
-          : eval(c.otherwise());
+      return evalCond(c);
     } else if (e instanceof Node.ListExpr l) {
-      List<Object> out = new ArrayList<>(l.items().size());
-      for (Expr item : l.items()) {
-        out.add(eval(item));
-      }
-      return out;
+      return evalList(l);
     } else if (e instanceof Node.DictExpr d) {
-      Map<Object, Object> out = new LinkedHashMap<>();
-      for (int k = 0; k < d.keys().size(); k++) {
-        out.put(eval(d.keys().get(k)), eval(d.values().get(k)));
-      }
-      return out;
+      return evalDict(d);
     }
     throw ChatTemplateException.at(e.pos(), "cannot evaluate " + e.getClass().getSimpleName());
+  }
+
+  private Object evalItem(Node.Item it) {
+    Object obj = eval(it.object());
+    return Values.getItem(obj, eval(it.key()));
+  }
+
+  private Object evalSlice(Node.Slice sl) {
+    Object obj = eval(sl.object());
+    Object start = sl.start() == null ? null : eval(sl.start());
+    Object stop = sl.stop() == null ? null : eval(sl.stop());
+    Object step = sl.step() == null ? null : eval(sl.step());
+    return guard(sl.pos(), () -> Values.slice(obj, start, stop, step));
+  }
+
+  private Object evalFilter(Node.Filter f) {
+    Object v = eval(f.value());
+    CallArgs args = evalArgs(f.args());
+    return guard(f.pos(), () -> Filters.apply(f.name(), v, args));
+  }
+
+  private Object evalTest(Node.Test t) {
+    Object v = eval(t.value());
+    CallArgs args = evalArgs(t.args());
+    boolean r = guard(t.pos(), () -> IsTests.apply(t.name(), v, args));
+    return r != t.negated();
+  }
+
+  private Object evalLogic(Node.Logic l) {
+    Object v = null;
+    for (Expr operand : l.operands()) {
+      v = eval(operand);
+      if (Values.truthy(v) != l.and()) {
+        return v;
+      }
+    }
+    return v;
+  }
+
+  private Object evalUnary(Node.Unary u) {
+    Object v = eval(u.operand());
+    return switch (u.op()) {
+      case "not" -> !Values.truthy(v);
+      case "-" -> guard(u.pos(), () -> Values.negate(v));
+      default -> guard(u.pos(), () -> {
+        if (!Values.isNumeric(v)) {
+          throw new EvalError("bad operand type for unary +: '" + Values.typeName(v) + "'");
+        }
+        return v;
+      });
+    };
+  }
+
+  private Object evalBinary(Node.Binary b) {
+    Object v = eval(b.first());
+    for (Operand o : b.rest()) {
+      Object left = v;
+      Object right = eval(o.expr());
+      v = guard(o.pos(), () -> Values.arith(o.op(), left, right));
+    }
+    return v;
+  }
+
+  private Object evalConcat(Node.Concat c) {
+    StringBuilder sb = new StringBuilder();
+    for (Expr part : c.parts()) {
+      Object v = eval(part);
+      sb.append(guard(part.pos(), () -> Values.str(v)));
+    }
+    return sb.toString();
+  }
+
+  private Object evalCompare(Node.Compare c) {
+    Object left = eval(c.first());
+    for (Operand o : c.rest()) {
+      Object l = left;
+      Object r = eval(o.expr());
+      if (!guard(o.pos(), () -> compare(o.op(), l, r))) {
+        return false;
+      }
+      left = r;
+    }
+    return true;
+  }
+
+  private Object evalCond(Node.Cond c) {
+    if (Values.truthy(eval(c.condition()))) {
+      return eval(c.then());
+    }
+    return c.otherwise() == null ? new Undefined("the condition of the 'if' expression at " + c.pos() + " was false")
+        : eval(c.otherwise());
+  }
+
+  private Object evalList(Node.ListExpr l) {
+    List<Object> out = new ArrayList<>(l.items().size());
+    for (Expr item : l.items()) {
+      out.add(eval(item));
+    }
+    return out;
+  }
+
+  private Object evalDict(Node.DictExpr d) {
+    Map<Object, Object> out = new LinkedHashMap<>();
+    for (int k = 0; k < d.keys().size(); k++) {
+      out.put(eval(d.keys().get(k)), eval(d.values().get(k)));
+    }
+    return out;
   }
 
   private static boolean compare(String op, Object l, Object r) {

@@ -144,22 +144,39 @@ class ErrorsTest {
     return v;
   }
 
-  @Test
-  void theLimitsLeaveRoomOnASmallThreadStack() throws Exception {
-    // 120 blocks and 79 parentheses: 199 levels, just inside the limit of 200.
-    String src = "{% if true %}".repeat(120) + "{{ " + "(".repeat(79) + "x | trim" + ")".repeat(79) + " }}" + "{% endif %}".repeat(120);
-    String[] out = new String[1];
-    Throwable[] failure = new Throwable[1];
+  /** Compiles and renders on a new thread with this stack size: the output or what was thrown. */
+  private static Object onThread(String src, long stackBytes) throws InterruptedException {
+    Object[] result = new Object[1];
     Thread t = new Thread(null, () -> {
       try {
-        out[0] = ChatTemplate.compile(src).render(Map.of("x", " ok "));
+        result[0] = ChatTemplate.compile(src).render(Map.of("x", " ok "));
       } catch (Throwable e) {
-        failure[0] = e;
+        result[0] = e;
       }
-    }, "small-stack", 512 * 1024);
+    }, "chat-template-stack", stackBytes);
     t.start();
     t.join();
-    assertEquals(null, failure[0]);
-    assertEquals("ok", out[0]);
+    return result[0];
+  }
+
+  private static final List<String> AT_THE_LIMITS = List.of(
+      "{{ " + "(".repeat(199) + "x | trim" + ")".repeat(199) + " }}",
+      "{{ " + "[".repeat(190) + "x | trim" + "]".repeat(190) + " | first".repeat(190) + " }}",
+      "{% if true %}".repeat(120) + "{{ " + "(".repeat(79) + "x | trim" + ")".repeat(79) + " }}" + "{% endif %}".repeat(120),
+      "{{ x" + " | trim".repeat(397) + " }}");
+
+  @Test
+  void templatesAtTheLimitsRenderOnTheDefaultThreadStack() throws Exception {
+    for (String src : AT_THE_LIMITS) {
+      assertEquals("ok", onThread(src, 1024 * 1024)); // 1 MiB: the JVM's default on 64-bit Linux
+    }
+  }
+
+  @Test
+  void aStackTooSmallForTheTemplateIsAChatTemplateExceptionNotAStackOverflow() throws Exception {
+    for (String src : AT_THE_LIMITS) {
+      Object r = onThread(src, 64 * 1024);
+      assertTrue(r.equals("ok") || r instanceof ChatTemplateException, String.valueOf(r));
+    }
   }
 }

@@ -7,8 +7,8 @@ import org.hybrimoe.chat.Methods.CallArgs;
 import org.hybrimoe.chat.Values.Undefined;
 
 /** Jinja's tests ({@code value is name args}), with Python's view of the types. */
-final class Tests {
-  private Tests() {}
+final class IsTests {
+  private IsTests() {}
 
   static boolean apply(String name, Object v, CallArgs a) {
     switch (name) {
