@@ -20,6 +20,10 @@ import org.hybrimoe.chat.Node.Stmt;
  *     "add_generation_prompt", true, "bos_token", "<s>", "eos_token", "</s>"));
  * }</pre>
  *
+ * <p>Templates may nest blocks and brackets 200 levels deep and call macros 50 deep; beyond
+ * that compile or render fails with a {@link ChatTemplateException}, as it does if the calling
+ * thread's stack is too small for the template (never a StackOverflowError).
+ *
  * <p>Immutable and thread-safe: each render has its own state.
  */
 public final class ChatTemplate {
