@@ -139,6 +139,8 @@ public final class HybridMoe implements MoeLayerExecutor {
   private final double[] stagedArrival;
   private int stagingNext;
   private double linkBusy;
+  private int lastLayer = -1; // the MoE layer run last and when it ended, for the non-MoE gap
+  private double lastEnd;
   // Flat plan and timeline buffers, grown as needed.
   private IntBuffer planBuf = direct(64).asIntBuffer();
   private DoubleBuffer timelineBuf = direct(8 * 256).asDoubleBuffer();
@@ -390,6 +392,9 @@ public final class HybridMoe implements MoeLayerExecutor {
       scores.get(scores.position(), sc);
     }
     double now = HybridEngine.clockMs();
+    if (l == lastLayer + 1 && lastLayer >= 0 && config.costAlpha() > 0) {
+      online.observeNonMoe(n, Math.max(0, now - lastEnd)); // attention etc. between consecutive MoE layers
+    }
     CostModel cm = online.current();
     pending.settle(l, count, accuracy); // accuracy of earlier look-aheads at this layer
     activations += ex.length;
@@ -401,6 +406,8 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
     LayerTimeline tl = execute(plan, x, n, ids, weights, sharedWeights, out);
     afterLayer(l, count, tl);
+    lastLayer = l;
+    lastEnd = HybridEngine.clockMs();
     return tl;
   }
 

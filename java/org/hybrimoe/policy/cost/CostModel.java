@@ -72,4 +72,10 @@ public record CostModel(
     return new CostModel(cpuFirst * cpu, cpu0 * cpu, cpu1 * cpu, gpuFirst * gpu, gpu0 * gpu, gpu1 * gpu,
         xfer0 * link, bytesPerMs / link, expertBytes, nonMoe0, nonMoe1, sharedScale, sharedGpu0 * gpu);
   }
+
+  /** A copy with another non-MoE time per layer (measured between MoE layers). */
+  public CostModel withNonMoe(double n0, double n1) {
+    return new CostModel(cpuFirst, cpu0, cpu1, gpuFirst, gpu0, gpu1, xfer0, bytesPerMs, expertBytes, n0, n1, sharedScale,
+        sharedGpu0);
+  }
 }

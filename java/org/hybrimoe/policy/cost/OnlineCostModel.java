@@ -12,6 +12,8 @@ public final class OnlineCostModel {
   private double gpuScale = 1;
   private double linkScale = 1;
   private CostModel current;
+  private double oneToken = Double.NaN; // measured non-MoE time per layer with one token
+  private double perToken = Double.NaN; // and per further token
 
   /** @param alpha weight of a new observation in the exponential average, in (0, 1] */
   public OnlineCostModel(CostModel base, double alpha) {
@@ -27,6 +29,10 @@ public final class OnlineCostModel {
   public CostModel current() {
     if (current == null) {
       current = base.scaled(cpuScale, gpuScale, linkScale);
+      if (!Double.isNaN(oneToken)) { // T(n) = n0 + n1 n through T(1) = oneToken with slope perToken
+        double n1 = Double.isNaN(perToken) ? base.nonMoe1() : perToken;
+        current = current.withNonMoe(Math.max(0, oneToken - n1), n1);
+      }
     }
     return current;
   }
@@ -54,6 +60,28 @@ public final class OnlineCostModel {
     if (predicted > 0) {
       gpuScale = update(gpuScale, ms / predicted);
     }
+  }
+
+  /**
+   * The measured time (ms) between one MoE layer's end and the next one's start in the same forward
+   * pass with n tokens: attention, norms, router (what a prefetch can overlap beyond the layer). One
+   * token's time sets the constant term, more tokens the per-token term; replaces the profile's.
+   */
+  public void observeNonMoe(int n, double ms) {
+    if (!(ms >= 0) || Double.isInfinite(ms) || n < 1) {
+      throw new IllegalArgumentException("non-MoE time must be finite and >= 0 with n >= 1: " + ms + " ms, n " + n);
+    }
+    if (n == 1) {
+      oneToken = Double.isNaN(oneToken) ? ms : alpha * ms + (1 - alpha) * oneToken;
+    } else {
+      double one = Double.isNaN(oneToken) ? 0 : oneToken;
+      double per = Math.max(0, (ms - one) / (n - 1));
+      perToken = Double.isNaN(perToken) ? per : alpha * per + (1 - alpha) * perToken;
+      if (Double.isNaN(oneToken)) {
+        oneToken = Math.max(0, ms - per * (n - 1));
+      }
+    }
+    current = null;
   }
 
   /** A measured transfer time (ms) of one expert. */

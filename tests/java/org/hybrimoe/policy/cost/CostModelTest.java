@@ -133,4 +133,20 @@ class CostModelTest {
     assertEquals(0.5 * base.xferMs(), m.current().xferMs(), 1e-3);
     assertEquals(base.gpuMs(3, false), m.current().gpuMs(3, false), 1e-12);
   }
+
+  @Test
+  void measuredGapsBetweenMoeLayersReplaceTheNonMoeTerms() throws IOException {
+    CostModel base = HardwareProfile.load("paper-a6000").costModel(ModelShape.DEEPSEEK_V2_LITE);
+    OnlineCostModel m = new OnlineCostModel(base, 0.2);
+    assertEquals(base.nonMoeMs(1), m.current().nonMoeMs(1), 1e-12, "no measurement: the profile's");
+    for (int i = 0; i < 80; i++) {
+      m.observeNonMoe(1, 0.7);
+      m.observeNonMoe(33, 0.7 + 32 * 0.05);
+    }
+    assertEquals(0.7, m.current().nonMoeMs(1), 1e-6);
+    assertEquals(0.7 + 32 * 0.05, m.current().nonMoeMs(33), 1e-6);
+    assertEquals(base.cpuMs(4, false), m.current().cpuMs(4, false), 1e-12, "other terms untouched");
+    assertThrows(IllegalArgumentException.class, () -> m.observeNonMoe(0, 1));
+    assertThrows(IllegalArgumentException.class, () -> m.observeNonMoe(1, Double.NaN));
+  }
 }
