@@ -26,13 +26,9 @@ final class FixtureModels {
   private FixtureModels() {}
 
   static Path root() {
-    for (String r : new String[] {System.getProperty("hybrimoe.shared"), System.getenv("HYBRIMOE_SHARED")}) {
-      if (r != null && Files.isDirectory(Path.of(r, "fixtures", "moe-tiny"))) {
-        return Path.of(r, "fixtures", "moe-tiny").toAbsolutePath();
-      }
-    }
-    Assumptions.assumeTrue(false, "fixtures absent (set -Dhybrimoe.shared or HYBRIMOE_SHARED)");
-    return null;
+    Path dir = org.hybrimoe.SharedFixtures.moeTiny();
+    Assumptions.assumeTrue(dir != null, "fixtures absent (set -Dhybrimoe.shared or HYBRIMOE_SHARED)");
+    return dir;
   }
 
   /** A model directory for the fixture inside {@code tmp}. */

@@ -18,12 +18,7 @@ import picocli.CommandLine;
 /** {@code logits} on the Mixtral fixture laid out as a model directory, and its errors. */
 class LogitsCommandTest {
   static Path fixtures() {
-    for (String root : new String[] {System.getProperty("hybrimoe.shared"), System.getenv("HYBRIMOE_SHARED")}) {
-      if (root != null && Files.isDirectory(Path.of(root, "fixtures", "moe-tiny"))) {
-        return Path.of(root, "fixtures", "moe-tiny");
-      }
-    }
-    return null;
+    return org.hybrimoe.SharedFixtures.moeTiny();
   }
 
   @Test

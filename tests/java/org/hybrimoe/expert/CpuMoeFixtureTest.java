@@ -45,12 +45,7 @@ class CpuMoeFixtureTest {
   }
 
   static Path fixtures() {
-    for (String root : new String[] {System.getProperty("hybrimoe.shared"), System.getenv("HYBRIMOE_SHARED")}) {
-      if (root != null && Files.isDirectory(Path.of(root, "fixtures", "moe-tiny"))) {
-        return Path.of(root, "fixtures", "moe-tiny");
-      }
-    }
-    return null;
+    return org.hybrimoe.SharedFixtures.moeTiny();
   }
 
   static ByteBuffer direct(long n) {

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -46,12 +45,7 @@ class HybridPlumbingTest {
   static final int[] PROMPT = {3, 17, 9, 30, 1, 22, 5};
 
   static Path fixtures() {
-    for (String root : new String[] {System.getProperty("hybrimoe.shared"), System.getenv("HYBRIMOE_SHARED")}) {
-      if (root != null && Files.isDirectory(Path.of(root, "fixtures", "moe-tiny"))) {
-        return Path.of(root, "fixtures", "moe-tiny");
-      }
-    }
-    return null;
+    return org.hybrimoe.SharedFixtures.moeTiny();
   }
 
   /** Loads a model: a fixture (config, weights) or a directory (config null). */

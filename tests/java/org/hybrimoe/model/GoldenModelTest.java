@@ -9,7 +9,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import org.hybrimoe.ops.DenseOps;
 import org.junit.jupiter.api.Assumptions;
@@ -27,12 +26,7 @@ class GoldenModelTest {
   static final double TOL = 1e-4;
 
   static Path fixtures() {
-    for (String root : new String[] {System.getProperty("hybrimoe.shared"), System.getenv("HYBRIMOE_SHARED")}) {
-      if (root != null && Files.isDirectory(Path.of(root, "fixtures", "moe-tiny"))) {
-        return Path.of(root, "fixtures", "moe-tiny");
-      }
-    }
-    return null;
+    return org.hybrimoe.SharedFixtures.moeTiny();
   }
 
   static Path requireFixtures() {
