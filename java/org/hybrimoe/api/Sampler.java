@@ -6,8 +6,13 @@ import java.util.SplittableRandom;
 /**
  * Picks the next token from logits: greedy at temperature 0 (ties to the lower id), else
  * softmax(logits / T) restricted to the top-k tokens and then to the nucleus of probability top-p,
- * sampled with a seeded generator (the same seed and logits give the same tokens). Not
- * thread-safe: one per generation.
+ * sampled with a seeded generator (the same seed and logits give the same tokens). Candidates are
+ * ordered by probability, ties to the lower id.
+ *
+ * <p>Cost per token is O(vocab) plus a sort of the candidates only: top-k keeps k of them, and the
+ * nucleus of top-p lies among the tokens with probability at least (1 - p) / vocab (the others
+ * together hold at most 1 - p), so a 150k vocabulary is never sorted whole. Not thread-safe: one
+ * per generation.
  */
 final class Sampler {
   private final double temperature;
@@ -27,44 +32,146 @@ final class Sampler {
       return argmax(logits);
     }
     int v = logits.length;
-    Integer[] order = new Integer[v];
-    for (int i = 0; i < v; i++) {
-      order[i] = i;
+    float max = logits[argmax(logits)];
+    int[] cand = topK > 0 && topK < v ? topK(logits, topK) : null;
+    if (cand == null && topP >= 1) { // plain temperature sampling: no order needed
+      double[] p = new double[v];
+      double sum = 0;
+      for (int i = 0; i < v; i++) {
+        p[i] = Math.exp((logits[i] - max) / temperature);
+        sum += p[i];
+      }
+      return draw(p, null, v, sum);
     }
-    // Most likely first; ties to the lower id so that the candidate set is deterministic.
-    Arrays.sort(order, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : Integer.compare(a, b));
-    int keep = topK > 0 ? Math.min(topK, v) : v;
-    double max = logits[order[0]];
-    double[] p = new double[keep];
+    if (cand == null) { // nucleus over the whole vocabulary: only tokens that can be in it
+      double[] p = new double[v];
+      double sum = 0;
+      for (int i = 0; i < v; i++) {
+        p[i] = Math.exp((logits[i] - max) / temperature);
+        sum += p[i];
+      }
+      double floor = sum * (1 - topP) / v;
+      int n = 0;
+      int[] keep = new int[v];
+      for (int i = 0; i < v; i++) {
+        if (p[i] >= floor) {
+          keep[n++] = i;
+        }
+      }
+      cand = Arrays.copyOf(keep, n);
+    }
+    // Candidates most likely first, ties to the lower id.
+    long[] keys = new long[cand.length];
+    for (int i = 0; i < cand.length; i++) {
+      keys[i] = orderKey(logits[cand[i]], cand[i]);
+    }
+    Arrays.sort(keys);
+    int n = keys.length;
+    int[] ids = new int[n];
+    double[] p = new double[n];
     double sum = 0;
-    for (int i = 0; i < keep; i++) {
-      p[i] = Math.exp((logits[order[i]] - max) / temperature);
+    for (int i = 0; i < n; i++) {
+      ids[i] = (int) (keys[i] & 0xFFFFFFFFL);
+      p[i] = Math.exp((logits[ids[i]] - max) / temperature);
       sum += p[i];
     }
     if (topP < 1) {
+      double total = sum;
+      if (topK <= 0 || topK >= v) { // the candidates exclude tokens of the full softmax: renormalise on it
+        total = 0;
+        for (float l : logits) {
+          total += Math.exp((l - max) / temperature);
+        }
+      }
       double cum = 0;
-      int n = 0;
-      while (n < keep) {
-        cum += p[n] / sum;
-        n++;
+      int keep = 0;
+      while (keep < n) {
+        cum += p[keep] / total;
+        keep++;
         if (cum >= topP) {
           break;
         }
       }
-      keep = n;
+      n = keep;
       sum = 0;
-      for (int i = 0; i < keep; i++) {
+      for (int i = 0; i < n; i++) {
         sum += p[i];
       }
     }
+    return draw(p, ids, n, sum);
+  }
+
+  // Draws index i with probability p[i] / sum over the first n; ids maps to token ids (null: itself).
+  private int draw(double[] p, int[] ids, int n, double sum) {
     double u = random.nextDouble() * sum;
-    for (int i = 0; i < keep; i++) {
+    for (int i = 0; i < n; i++) {
       u -= p[i];
       if (u < 0) {
-        return order[i];
+        return ids == null ? i : ids[i];
       }
     }
-    return order[keep - 1];
+    return ids == null ? n - 1 : ids[n - 1];
+  }
+
+  // Sorts ascending into descending logit, then ascending id: flip the float's order bits.
+  private static long orderKey(float logit, int id) {
+    int bits = Float.floatToIntBits(logit);
+    int ordered = bits >= 0 ? bits : bits ^ 0x7FFFFFFF; // monotone in the float's value
+    return ((long) ~ordered << 32) | (id & 0xFFFFFFFFL); // signed compare: the high half decides
+  }
+
+  // The k most likely ids (ties to the lower id), unordered: the k-th largest by selection.
+  private static int[] topK(float[] logits, int k) {
+    float[] copy = logits.clone();
+    float kth = select(copy, copy.length - k);
+    int[] out = new int[k];
+    int n = 0;
+    for (int i = 0; i < logits.length && n < k; i++) {
+      if (logits[i] > kth) {
+        out[n++] = i;
+      }
+    }
+    for (int i = 0; i < logits.length && n < k; i++) {
+      if (logits[i] == kth) {
+        out[n++] = i;
+      }
+    }
+    return out;
+  }
+
+  // The value that would sit at index r of a sorted a (quickselect; a is reordered).
+  private static float select(float[] a, int r) {
+    int lo = 0;
+    int hi = a.length - 1;
+    SplittableRandom pivots = new SplittableRandom(r);
+    while (lo < hi) {
+      float pivot = a[lo + pivots.nextInt(hi - lo + 1)];
+      int i = lo;
+      int j = hi;
+      while (i <= j) {
+        while (a[i] < pivot) {
+          i++;
+        }
+        while (a[j] > pivot) {
+          j--;
+        }
+        if (i <= j) {
+          float t = a[i];
+          a[i] = a[j];
+          a[j] = t;
+          i++;
+          j--;
+        }
+      }
+      if (r <= j) {
+        hi = j;
+      } else if (r >= i) {
+        lo = i;
+      } else {
+        return a[r];
+      }
+    }
+    return a[r];
   }
 
   static int argmax(float[] logits) {
