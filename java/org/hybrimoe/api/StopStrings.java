@@ -20,16 +20,16 @@ final class StopStrings {
     if (stops.isEmpty()) {
       return -1;
     }
-    String s = text.toString();
     int start = Math.max(0, from - longest);
+    String s = text.subSequence(start, text.length()).toString(); // only the tail can hold a new match
     int best = -1;
     for (String stop : stops) {
-      int i = s.indexOf(stop, start);
+      int i = s.indexOf(stop);
       if (i >= 0 && (best < 0 || i < best)) {
         best = i;
       }
     }
-    return best;
+    return best < 0 ? -1 : start + best;
   }
 
   /** Length of the longest suffix of text that is a proper prefix of a stop string. */
