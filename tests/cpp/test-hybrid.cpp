@@ -117,7 +117,11 @@ int main() {
   const double err = max_rel(out, want);
   std::printf("mixed plan: max rel error vs all-CPU %.2e, %g waves\n", err, tl[HMOE_TL_WAVES]);
   CHECK(err < 1e-5);
-  CHECK(tl[HMOE_TL_WAVES] == 2);
+  CHECK(tl[HMOE_TL_WAVES] == 3);  // the resident experts alone, then the two staging waves
+  // Resident expert 0 computes while the first demand load (300 us on this link) is in flight.
+  const double x0_end = tl[size_t(HMOE_TL_HEADER + 2 * 9 + 1)];
+  std::printf("resident expert 0 starts %.3f ms before demand load 0 lands\n", x0_end - tl[HMOE_TL_HEADER]);
+  CHECK(tl[HMOE_TL_HEADER] < x0_end);
   CHECK(tl[HMOE_TL_PER_RUN] == 1);
   CHECK(tl[HMOE_TL_END] >= tl[HMOE_TL_BEGIN]);
   for (int i = 0; i < 9; ++i) {  // every expert ran, inside the call

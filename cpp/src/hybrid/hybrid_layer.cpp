@@ -1,8 +1,9 @@
 // Hybrid MoE layer execution (hybrid.h): one call runs a Java-made plan on the CPU pool and the
 // expert device at once. Order of work inside hmoe_hybrid_run:
 //   1. validate the whole plan against the routing and the slots' contents (nothing queued yet);
-//   2. the device worker queues wave 0's demand loads, runs wave 0, queues wave 1's loads, ...,
-//      then the prefetches behind the demand loads, and waits for the compute stream;
+//   2. the device worker runs wave 0 (the resident and pinned shared experts), queues wave 1's
+//      demand loads, runs wave 1, queues wave 2's loads, ..., then the prefetches behind the
+//      demand loads, and waits for the compute stream;
 //   3. meanwhile the calling thread runs the CPU experts one by one in the plan's queue order,
 //      accumulating into out, each timed;
 //   4. join, add the device's sum, write the timeline.
@@ -216,16 +217,20 @@ Checked check_plan(hmoe_hybrid_t* h, const int32_t* plan, int64_t plan_ints, con
     }
     c.xfers.push_back(t);
   }
-  // Wave 0 reads the resident GPU experts; a demand load into a slot the current wave reads (or
-  // already fills) opens the next wave, whose loads are queued after the current wave's run.
+  // Wave 0 runs the resident GPU experts (and the pinned shared ones) alone, so that they compute
+  // while this layer's demand loads are in flight, as the scheduler's plan assumes; the demand
+  // loads start at wave 1, and a load into a slot the current wave reads (or already fills) opens
+  // the next wave, whose loads are queued after the current wave's run. (The device itself keeps a
+  // load from overwriting a slot that an earlier wave's kernel still reads.)
   std::vector<int32_t> wave_of_slot(size_t(slots), -1);
-  int32_t wave = 0;
   bool any_gpu = false;
+  bool resident = false;
   for (Work& w : c.work) {
     if (w.device != HMOE_PLAN_GPU) continue;
     any_gpu = true;
     if (w.id < 0) {
       wave_of_slot[size_t(w.slot)] = 0;
+      resident = true;
       continue;
     }
     if (demanded[size_t(w.id)]) continue;
@@ -236,17 +241,21 @@ Checked check_plan(hmoe_hybrid_t* h, const int32_t* plan, int64_t plan_ints, con
     w.wave = 0;
     w.slot = s;
     wave_of_slot[size_t(s)] = 0;
+    resident = true;
   }
+  int32_t wave = resident ? 1 : 0;  // the first wave that takes demand loads
+  int32_t last = resident ? 0 : -1;  // the last wave with work
   for (Transfer& t : c.xfers) {
     if (t.kind != HMOE_PLAN_DEMAND) continue;
     if (wave_of_slot[size_t(t.slot)] == wave) ++wave;
+    last = wave;
     wave_of_slot[size_t(t.slot)] = wave;
     t.wave = wave;
     Work& w = c.work[size_t(work_of[size_t(t.expert)])];
     w.wave = wave;
     w.slot = t.slot;
   }
-  c.waves = any_gpu ? wave + 1 : 0;
+  c.waves = any_gpu ? last + 1 : 0;
   return c;
 }
 
