@@ -129,13 +129,53 @@ void require_dim(const char* name, int64_t v) {
 }  // namespace
 
 // Layer-major storage: layer l's keys are [max_seq, n_kv, k_dim] at k[l * max_seq * n_kv * k_dim].
+// Shared mode (hmoe_kv_cache_create_shared_kv) has no value storage: a head's value is the first
+// v_dim floats of its key, so values() points into the keys with a head stride of k_dim.
 struct hmoe_kv_cache {
   int64_t n_layers, max_seq, n_kv, k_dim, v_dim;
+  bool shared = false;
   std::vector<int64_t> length;  // [n_layers]
   std::unique_ptr<float[]> k, v;
   float* keys(int64_t l, int64_t pos) { return k.get() + (l * max_seq + pos) * n_kv * k_dim; }
-  float* values(int64_t l, int64_t pos) { return v.get() + (l * max_seq + pos) * n_kv * v_dim; }
+  float* values(int64_t l, int64_t pos) {
+    return shared ? keys(l, pos) : v.get() + (l * max_seq + pos) * n_kv * v_dim;
+  }
+  int64_t value_head_stride() const { return shared ? k_dim : v_dim; }
 };
+
+namespace {
+
+// Both creators: validates, allocates keys (and values unless shared), sets *out.
+void kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim, int64_t v_dim,
+                     bool shared, hmoe_kv_cache_t** out) {
+  HMOE_REQUIRE_PTR(out);
+  *out = nullptr;
+  require_dim("n_layers", n_layers);
+  require_dim("max_seq", max_seq);
+  require_dim("n_kv_heads", n_kv_heads);
+  require_dim("k_dim", k_dim);
+  require_dim("v_dim", v_dim);
+  if (shared && v_dim > k_dim)
+    hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "a shared-KV cache needs v_dim (%lld) <= k_dim (%lld)",
+               (long long)v_dim, (long long)k_dim);
+  const double elems =
+      double(n_layers) * double(max_seq) * double(n_kv_heads) * double(shared ? k_dim : k_dim + v_dim);
+  if (elems > double(int64_t(1) << 40))
+    hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "a cache of %.3g floats is too large", elems);
+  auto c = std::make_unique<hmoe_kv_cache>();
+  c->n_layers = n_layers;
+  c->max_seq = max_seq;
+  c->n_kv = n_kv_heads;
+  c->k_dim = k_dim;
+  c->v_dim = v_dim;
+  c->shared = shared;
+  c->length.assign(size_t(n_layers), 0);
+  c->k.reset(new float[size_t(n_layers * max_seq * n_kv_heads * k_dim)]);
+  if (!shared) c->v.reset(new float[size_t(n_layers * max_seq * n_kv_heads * v_dim)]);
+  *out = c.release();
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -251,26 +291,14 @@ int hmoe_dense_rope(float* x, int64_t n, int64_t n_heads, int64_t token_stride, 
 int hmoe_kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim,
                          int64_t v_dim, hmoe_kv_cache_t** out) {
   return hmoe::guarded("hmoe_kv_cache_create", [&] {
-    HMOE_REQUIRE_PTR(out);
-    *out = nullptr;
-    require_dim("n_layers", n_layers);
-    require_dim("max_seq", max_seq);
-    require_dim("n_kv_heads", n_kv_heads);
-    require_dim("k_dim", k_dim);
-    require_dim("v_dim", v_dim);
-    const double elems = double(n_layers) * double(max_seq) * double(n_kv_heads) * double(k_dim + v_dim);
-    if (elems > double(int64_t(1) << 40))
-      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "a cache of %.3g floats is too large", elems);
-    auto c = std::make_unique<hmoe_kv_cache>();
-    c->n_layers = n_layers;
-    c->max_seq = max_seq;
-    c->n_kv = n_kv_heads;
-    c->k_dim = k_dim;
-    c->v_dim = v_dim;
-    c->length.assign(size_t(n_layers), 0);
-    c->k.reset(new float[size_t(n_layers * max_seq * n_kv_heads * k_dim)]);
-    c->v.reset(new float[size_t(n_layers * max_seq * n_kv_heads * v_dim)]);
-    *out = c.release();
+    kv_cache_create(n_layers, max_seq, n_kv_heads, k_dim, v_dim, false, out);
+  });
+}
+
+int hmoe_kv_cache_create_shared_kv(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim,
+                                   int64_t v_dim, hmoe_kv_cache_t** out) {
+  return hmoe::guarded("hmoe_kv_cache_create_shared_kv", [&] {
+    kv_cache_create(n_layers, max_seq, n_kv_heads, k_dim, v_dim, true, out);
   });
 }
 
@@ -303,7 +331,7 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
     HMOE_REQUIRE_PTR(cache);
     HMOE_REQUIRE_PTR(q);
     HMOE_REQUIRE_PTR(k);
-    HMOE_REQUIRE_PTR(v);
+    if (!cache->shared) HMOE_REQUIRE_PTR(v);  // shared mode: v is ignored (NULL allowed)
     HMOE_REQUIRE_PTR(out);
     HMOE_REQUIRE_NONNEG(n);
     if (layer < 0 || layer >= cache->n_layers)
@@ -320,7 +348,8 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
                  (long long)layer, (long long)L, (long long)n, (long long)cache->max_seq);
     if (n == 0) return;
     std::memcpy(cache->keys(layer, L), k, size_t(n * kv * kd) * 4);
-    std::memcpy(cache->values(layer, L), v, size_t(n * kv * vd) * 4);
+    if (!cache->shared) std::memcpy(cache->values(layer, L), v, size_t(n * kv * vd) * 4);
+    const int64_t vs = cache->value_head_stride();
     cache->length[size_t(layer)] = L + n;
     const int64_t group = n_heads / kv;
     const double work = double(n) * double(n_heads) * double(L + n) * double(kd + vd);
@@ -340,7 +369,7 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
       std::fill(o, o + vd, 0.0f);
       for (int64_t j = 0; j < ctx; ++j) {
         const float pj = p[size_t(j)] / sum;
-        const float* vj = cache->values(layer, j) + g * vd;
+        const float* vj = cache->values(layer, j) + g * vs;
         for (int64_t i = 0; i < vd; ++i) o[i] += pj * vj[i];
       }
     });

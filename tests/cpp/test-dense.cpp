@@ -1,6 +1,7 @@
 // Dense operations (dense.h) against straightforward double-precision references: linear with
 // f32/bf16/f16 weights and bias under each kernel variant the CPU has, RMSNorm (in place), both RoPE pairings at offsets, and GQA
-// attention appended over two calls (prefill then decode) equal to one full causal pass.
+// attention appended over two calls (prefill then decode) equal to one full causal pass, and the
+// key-only (shared-KV) cache equal to a normal one holding V = K[..., :v_dim].
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -171,6 +172,56 @@ void test_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, in
   CHECK(hmoe_kv_cache_create(1, 0, 1, 1, 1, &cache) == HMOE_ERR_INVALID_ARGUMENT);
 }
 
+// A shared-KV cache (values = the keys' first vd elements) against a normal cache given
+// V = K[:, :, :vd]: prefill then decode one at a time, same outputs (same arithmetic), v ignored.
+void test_shared_kv_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, int64_t kd, int64_t vd) {
+  const float scale = 0.37f;
+  std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v(size_t(n * kv * vd));
+  for (int64_t r = 0; r < n * kv; ++r)
+    std::memcpy(v.data() + r * vd, k.data() + r * kd, size_t(vd) * 4);
+  hmoe_kv_cache_t* normal = nullptr;
+  hmoe_kv_cache_t* shared = nullptr;
+  CHECK_OK(hmoe_kv_cache_create(3, n + 1, kv, kd, vd, &normal));
+  CHECK_OK(hmoe_kv_cache_create_shared_kv(3, n + 1, kv, kd, vd, &shared));
+  if (normal == nullptr || shared == nullptr) return;
+  std::vector<float> want(size_t(n * heads * vd)), got(want.size(), -7.0f);
+  const int64_t pre = n - 3;
+  CHECK_OK(hmoe_dense_attention(eng, normal, 2, q.data(), k.data(), v.data(), n, heads, scale, want.data()));
+  // Prefill with v NULL, decode with a v that must be ignored (garbage of the wrong size).
+  std::vector<float> junk(size_t(kv * vd), 1e30f);
+  CHECK_OK(hmoe_dense_attention(eng, shared, 2, q.data(), k.data(), nullptr, pre, heads, scale, got.data()));
+  for (int64_t t = pre; t < n; ++t)
+    CHECK_OK(hmoe_dense_attention(eng, shared, 2, q.data() + t * heads * kd, k.data() + t * kv * kd,
+                                  t % 2 == 0 ? nullptr : junk.data(), 1, heads, scale,
+                                  got.data() + t * heads * vd));
+  double err = 0;
+  for (size_t i = 0; i < got.size(); ++i) err = std::max(err, std::fabs(double(got[i]) - want[i]));
+  CHECK(err == 0);
+  int64_t len = -1;
+  CHECK_OK(hmoe_kv_cache_length(shared, 2, &len));
+  CHECK(len == n);
+  CHECK(hmoe_dense_attention(eng, shared, 2, q.data(), k.data(), nullptr, 2, heads, scale, got.data()) == HMOE_ERR_STATE);
+  // Truncate and redo in one call: same result.
+  CHECK_OK(hmoe_kv_cache_truncate(shared, 0));
+  std::vector<float> again(want.size());
+  CHECK_OK(hmoe_dense_attention(eng, shared, 2, q.data(), k.data(), nullptr, n, heads, scale, again.data()));
+  CHECK(again == got);
+  // A normal cache still requires v.
+  CHECK(hmoe_dense_attention(eng, normal, 1, q.data(), k.data(), nullptr, 1, heads, scale, got.data()) == HMOE_ERR_INVALID_ARGUMENT);
+  hmoe_kv_cache_free(normal);
+  hmoe_kv_cache_free(shared);
+  // v_dim == k_dim is allowed; v_dim > k_dim is not, with a message, and *out stays NULL.
+  hmoe_kv_cache_t* c = nullptr;
+  CHECK_OK(hmoe_kv_cache_create_shared_kv(1, 2, 1, kd, kd, &c));
+  hmoe_kv_cache_free(c);
+  c = reinterpret_cast<hmoe_kv_cache_t*>(&junk);
+  CHECK(hmoe_kv_cache_create_shared_kv(1, 2, 1, kd, kd + 1, &c) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(c == nullptr);
+  CHECK(std::strstr(hmoe_last_error(), "v_dim") != nullptr);
+  CHECK(hmoe_kv_cache_create_shared_kv(1, 2, 1, kd, 0, &c) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_kv_cache_create_shared_kv(1, 2, 1, kd, vd, nullptr) == HMOE_ERR_INVALID_ARGUMENT);
+}
+
 }  // namespace
 
 int main() {
@@ -194,6 +245,8 @@ int main() {
   test_rope();
   test_attention(eng, 6, 4, 2, 5, 3);      // inline
   test_attention(eng, 40, 8, 2, 64, 48);   // pool
+  test_shared_kv_attention(eng, 7, 6, 3, 13, 11);    // inline, GQA, odd dims
+  test_shared_kv_attention(eng, 37, 16, 1, 99, 93);  // pool, MQA like MLA's latent head
   hmoe_engine_free(eng);
   return TEST_RESULT();
 }

@@ -59,6 +59,14 @@ HMOE_API int hmoe_dense_rope(float* x, int64_t n, int64_t n_heads, int64_t token
 HMOE_API int hmoe_kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads,
                                   int64_t k_dim, int64_t v_dim, hmoe_kv_cache_t** out);
 
+/* A key-only ("shared KV") cache: like hmoe_kv_cache_create, but only keys are stored and the
+ * value of a cached head is the first v_dim elements of its key (v_dim <= k_dim, else
+ * HMOE_ERR_INVALID_ARGUMENT). n_layers * max_seq * n_kv_heads * k_dim floats in all. For
+ * DeepSeek's absorbed MLA: key [c | pe], value c. hmoe_dense_attention ignores its v argument
+ * (NULL allowed) on such a cache. */
+HMOE_API int hmoe_kv_cache_create_shared_kv(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads,
+                                            int64_t k_dim, int64_t v_dim, hmoe_kv_cache_t** out);
+
 /* Frees the cache; NULL accepted. Must not overlap other calls using it. */
 HMOE_API void hmoe_kv_cache_free(hmoe_kv_cache_t* cache);
 
@@ -73,7 +81,8 @@ HMOE_API int hmoe_kv_cache_truncate(hmoe_kv_cache_t* cache, int64_t length);
  * layer `layer` at positions L..L+n-1 (L = its length before the call, which grows by n); new
  * token t attends to positions 0..L+t:
  *   q    [n, n_heads, k_dim] f32 (RoPE already applied)
- *   k    [n, n_kv_heads, k_dim] f32, v [n, n_kv_heads, v_dim] f32
+ *   k    [n, n_kv_heads, k_dim] f32, v [n, n_kv_heads, v_dim] f32 (ignored, may be NULL, for a
+ *        shared-KV cache: the values are the keys' first v_dim elements)
  *   out  [n, n_heads, v_dim] f32, overwritten
  * Query head h reads KV head h / (n_heads / n_kv_heads) (grouped-query attention; n_heads a
  * multiple of n_kv_heads). scores = scale * q.k, softmax in f32 with the maximum subtracted.

@@ -18,4 +18,12 @@ public interface Attention {
 
   /** Value floats per cached head. */
   int cacheValueDim();
+
+  /**
+   * Whether a cached head's value is the first {@link #cacheValueDim} floats of its key (the cache
+   * then stores keys only, and forward passes no separate value).
+   */
+  default boolean cacheValueSharesKey() {
+    return false;
+  }
 }

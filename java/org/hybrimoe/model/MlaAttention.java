@@ -13,7 +13,7 @@ import org.hybrimoe.ops.DenseOps.RopeStyle;
  * <pre>
  *   q       = q_proj(x)  or  q_b_proj(rmsnorm(q_a_proj(x)))         [n, H, nope + rope]
  *   [c|pe]  = kv_a_proj_with_mqa(x);  c = rmsnorm(c), pe = rope(pe)  [n, rank + rope]
- *   cache   key = [c | pe] (rank + rope), value = c (rank), 1 head per position
+ *   cache   key = [c | pe] (rank + rope), 1 head per position; value = c = key[:rank] (shared)
  *   q'_h    = [W_uk_h^T q_nope_h | rope(q_pe_h)]                     [n, H, rank + rope]
  *   o'_h    = softmax(q'_h . key * scale) value                      [n, H, rank]  (MQA)
  *   out     = o_proj(concat_h W_uv_h o'_h)                           scale = (nope+rope)^-0.5 * m^2
@@ -27,8 +27,11 @@ import org.hybrimoe.ops.DenseOps.RopeStyle;
  * (the size of kv_b_proj's key half; 2 MiB per layer in bf16 for V2-Lite). The per-head products
  * are H linears each way per step (heads do not share a weight), batched over the step's tokens.
  *
- * <p>The cache stores c twice (in the key and as the value): (2*rank + rope) floats per position
- * per layer instead of H*(nope + rope + vd).
+ * <p>The cache is key-only ({@link org.hybrimoe.ops.KvCache#createSharedKv}): the value is read
+ * from the key's first rank floats, so c is stored once: (rank + rope) floats per position per
+ * layer instead of H*(nope + rope + vd). For V2-Lite (H 16, nope 128, rope 64, vd 128, rank 512)
+ * that is 576 floats (2304 bytes in f32) instead of 5120, and instead of the 1088 (2*rank + rope)
+ * that storing c as both key and value took.
  *
  * <p>The two latent norms use eps 1e-6 (as DeepSeek's code constructs them). With YaRN, cos/sin
  * carry YaRN's mscale ratio and the softmax scale its mscale_all_dim factor squared (see {@link
@@ -131,6 +134,12 @@ public final class MlaAttention implements Attention {
     return rank;
   }
 
+  /** The value c is the key's first rank floats: stored once. */
+  @Override
+  public boolean cacheValueSharesKey() {
+    return true;
+  }
+
   @Override
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
     int qk = nope + rope;
@@ -144,11 +153,9 @@ public final class MlaAttention implements Attention {
       qB.apply(ctx.engine(), qa, n, qb);
     }
     int aw = rank + rope;
-    // key [n, 1, rank + rope] = [rmsnorm(c) | rope(pe)], built in place; value [n, 1, rank] = c.
+    // key [n, 1, rank + rope] = [rmsnorm(c) | rope(pe)], built in place; the value is its c part.
     FloatBuffer key = ctx.floats(Scratch.Slot.KV_LATENT, (long) n * aw);
     kvA.apply(ctx.engine(), x, n, key);
-    FloatBuffer value = ctx.floats(Scratch.Slot.KV_NORMED, (long) n * rank);
-    DenseOps.rmsnorm(key, n, rank, aw, kvANorm, LATENT_EPS, value, rank);
     DenseOps.rmsnorm(key, n, rank, aw, kvANorm, LATENT_EPS, key, aw);
     DenseOps.rope(
         key.slice(rank, key.capacity() - rank), n, 1, aw, rope, rope, ctx.positions(), invFreq,
@@ -167,7 +174,7 @@ public final class MlaAttention implements Attention {
       }
     }
     FloatBuffer lat = ctx.floats(Scratch.Slot.LATENT_OUT, (long) n * heads * rank);
-    DenseOps.attention(ctx.engine(), ctx.cache(), layer, qa, key, value, n, heads, softmaxScale, lat);
+    DenseOps.attention(ctx.engine(), ctx.cache(), layer, qa, key, null, n, heads, softmaxScale, lat);
     FloatBuffer att = ctx.floats(Scratch.Slot.ATTENDED, (long) n * heads * vd);
     for (int h = 0; h < heads; h++) {
       perHead(ctx, uv[h], lat, h * rank, heads * rank, att, h * vd, heads * vd, n, hx, hy);

@@ -30,7 +30,6 @@ final class Scratch {
     ATTENDED, // attention: attention output before o_proj
     Q_LATENT, // MLA: q_a_proj output
     KV_LATENT, // MLA: cached key [n, rank + rope] (kv_a_proj_with_mqa output, normed and roped)
-    KV_NORMED, // MLA: cached value, the normed latent [n, rank]
     Q_ABSORBED, // MLA: absorbed queries [n, H, rank + rope]
     LATENT_OUT, // MLA: attention output in latent space [n, H, rank]
     HEAD_X, // MLA: one head's rows gathered for a per-head linear

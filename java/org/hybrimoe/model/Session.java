@@ -23,7 +23,11 @@ public final class Session implements AutoCloseable {
     this.model = model;
     Attention a = model.layers().get(0).attention();
     this.cache =
-        KvCache.create(model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(), a.cacheValueDim());
+        a.cacheValueSharesKey()
+            ? KvCache.createSharedKv(
+                model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(), a.cacheValueDim())
+            : KvCache.create(
+                model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(), a.cacheValueDim());
   }
 
   /** Tokens processed so far (the position of the next one). */

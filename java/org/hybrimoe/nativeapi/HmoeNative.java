@@ -365,6 +365,11 @@ public final class HmoeNative {
       @Cast("int64_t") long nLayers, @Cast("int64_t") long maxSeq, @Cast("int64_t") long nKvHeads,
       @Cast("int64_t") long kDim, @Cast("int64_t") long vDim, @ByPtrPtr hmoe_kv_cache_t out);
 
+  /** Key-only cache: a head's value is the first vDim floats of its key (vDim <= kDim). */
+  public static native int hmoe_kv_cache_create_shared_kv(
+      @Cast("int64_t") long nLayers, @Cast("int64_t") long maxSeq, @Cast("int64_t") long nKvHeads,
+      @Cast("int64_t") long kDim, @Cast("int64_t") long vDim, @ByPtrPtr hmoe_kv_cache_t out);
+
   public static native void hmoe_kv_cache_free(hmoe_kv_cache_t cache);
 
   public static native int hmoe_kv_cache_length(

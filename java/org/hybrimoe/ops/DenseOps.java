@@ -139,7 +139,8 @@ public final class DenseOps {
    *
    * @param q [n, nHeads, kDim]
    * @param k [n, nKvHeads, kDim]
-   * @param v [n, nKvHeads, vDim]
+   * @param v [n, nKvHeads, vDim]; ignored (may be null) for a shared-KV cache, whose values are
+   *     the keys' first vDim floats
    * @param out [n, nHeads, vDim], overwritten
    */
   public static void attention(
@@ -147,12 +148,14 @@ public final class DenseOps {
       int nHeads, float scale, FloatBuffer out) {
     Native.requireDirect("q", q, (long) n * nHeads * cache.kDim());
     Native.requireDirect("k", k, (long) n * cache.nKvHeads() * cache.kDim());
-    Native.requireDirect("v", v, (long) n * cache.nKvHeads() * cache.vDim());
+    if (!cache.sharedKv()) {
+      Native.requireDirect("v", v, (long) n * cache.nKvHeads() * cache.vDim());
+    }
     Native.requireDirect("out", out, (long) n * nHeads * cache.vDim());
     Native.check(
         "hmoe_dense_attention",
         HmoeNative.hmoe_dense_attention(
-            engine.handle(), cache.handle(), layer, q.slice(), k.slice(), v.slice(), n, nHeads,
-            scale, out.slice()));
+            engine.handle(), cache.handle(), layer, q.slice(), k.slice(),
+            cache.sharedKv() ? null : v.slice(), n, nHeads, scale, out.slice()));
   }
 }

@@ -9,6 +9,10 @@ import org.hybrimoe.nativeapi.Native;
  * floats each, owned natively. {@link DenseOps#attention} appends to one layer and attends over
  * everything stored. Close it when done (a Cleaner is the backstop).
  *
+ * <p>A shared-KV cache ({@link #createSharedKv}) stores keys only: a head's value is the first
+ * vDim floats of its key, so a position costs nKvHeads * kDim floats instead of nKvHeads * (kDim +
+ * vDim).
+ *
  * <p>Thread-safety: one call at a time per cache.
  */
 public final class KvCache implements AutoCloseable {
@@ -21,15 +25,19 @@ public final class KvCache implements AutoCloseable {
   private final int nKvHeads;
   private final int kDim;
   private final int vDim;
+  private final boolean sharedKv;
   private boolean closed;
 
-  private KvCache(HmoeNative.hmoe_kv_cache_t handle, int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim) {
+  private KvCache(
+      HmoeNative.hmoe_kv_cache_t handle, int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim,
+      boolean sharedKv) {
     this.handle = handle;
     this.nLayers = nLayers;
     this.maxSeq = maxSeq;
     this.nKvHeads = nKvHeads;
     this.kDim = kDim;
     this.vDim = vDim;
+    this.sharedKv = sharedKv;
     this.cleanable = CLEANER.register(this, new Release(handle));
   }
 
@@ -39,7 +47,20 @@ public final class KvCache implements AutoCloseable {
     HmoeNative.hmoe_kv_cache_t out = new HmoeNative.hmoe_kv_cache_t();
     Native.check(
         "hmoe_kv_cache_create", HmoeNative.hmoe_kv_cache_create(nLayers, maxSeq, nKvHeads, kDim, vDim, out));
-    return new KvCache(out, nLayers, maxSeq, nKvHeads, kDim, vDim);
+    return new KvCache(out, nLayers, maxSeq, nKvHeads, kDim, vDim, false);
+  }
+
+  /**
+   * Creates an empty key-only cache: the value of a cached head is the first vDim floats of its
+   * key (vDim <= kDim, else {@link org.hybrimoe.nativeapi.NativeException.InvalidArgument}).
+   */
+  public static KvCache createSharedKv(int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim) {
+    Native.load();
+    HmoeNative.hmoe_kv_cache_t out = new HmoeNative.hmoe_kv_cache_t();
+    Native.check(
+        "hmoe_kv_cache_create_shared_kv",
+        HmoeNative.hmoe_kv_cache_create_shared_kv(nLayers, maxSeq, nKvHeads, kDim, vDim, out));
+    return new KvCache(out, nLayers, maxSeq, nKvHeads, kDim, vDim, true);
   }
 
   public int nLayers() {
@@ -61,6 +82,16 @@ public final class KvCache implements AutoCloseable {
 
   public int vDim() {
     return vDim;
+  }
+
+  /** Whether values are read from the keys (no value storage). */
+  public boolean sharedKv() {
+    return sharedKv;
+  }
+
+  /** Floats stored per position per layer. */
+  public long floatsPerPosition() {
+    return (long) nKvHeads * (sharedKv ? kDim : kDim + vDim);
   }
 
   /** Positions stored in one layer. */

@@ -13,7 +13,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * DeepSeek's MLA caches the compressed latent: one head per position, key [c | pe] (rank + rope)
- * and value c (rank), not H per-head keys and values. Dimensions all differ here (nope 10, rope
+ * whose first rank floats are the value c (a key-only cache: rank + rope floats per position), not
+ * H per-head keys and values. Dimensions all differ here (nope 10, rope
  * 6, vd 12, rank 24) so that a transposed or misplaced per-head matrix cannot pass, and the
  * tokens arrive in chunks of several (the gathered per-head path) after a non-empty cache.
  */
@@ -42,6 +43,7 @@ class MlaCacheTest {
         assertEquals(1, a.cacheHeads());
         assertEquals(RANK + ROPE, a.cacheKeyDim());
         assertEquals(RANK, a.cacheValueDim());
+        assertTrue(a.cacheValueSharesKey());
       }
       KvCache c = s.cache();
       assertEquals(m.numLayers(), c.nLayers());
@@ -49,6 +51,8 @@ class MlaCacheTest {
       assertEquals(1, c.nKvHeads());
       assertEquals(RANK + ROPE, c.kDim());
       assertEquals(RANK, c.vDim());
+      assertTrue(c.sharedKv());
+      assertEquals(RANK + ROPE, c.floatsPerPosition()); // c stored once, not 2 * RANK + ROPE
 
       float[][] got = new float[ids.length][];
       int[] chunks = {4, 3, 1, 1};

@@ -81,6 +81,30 @@ class DenseOpsTest {
   }
 
   @Test
+  void sharedKvCacheReadsValuesFromTheKeys() {
+    // Key dim 3, value dim 2: the value of a position is its key's first 2 floats.
+    try (KvCache s = KvCache.createSharedKv(1, 2, 1, 3, 2);
+        KvCache c = KvCache.create(1, 2, 1, 3, 2)) {
+      assertTrue(s.sharedKv());
+      assertEquals(3, s.floatsPerPosition());
+      assertEquals(5, c.floatsPerPosition());
+      FloatBuffer got = DenseOps.floats(2);
+      FloatBuffer want = DenseOps.floats(2);
+      DenseOps.attention(engine, s, 0, of(1, 0, 1), of(4, -1, 2), null, 1, 1, 1f, got);
+      DenseOps.attention(engine, c, 0, of(1, 0, 1), of(4, -1, 2), of(4, -1), 1, 1, 1f, want);
+      assertEquals(4f, got.get(0), 1e-6);
+      assertEquals(-1f, got.get(1), 1e-6);
+      DenseOps.attention(engine, s, 0, of(0, 1, 0), of(2, 3, 5), of(9, 9), 1, 1, 1f, got); // v ignored
+      DenseOps.attention(engine, c, 0, of(0, 1, 0), of(2, 3, 5), of(2, 3), 1, 1, 1f, want);
+      assertEquals(want.get(0), got.get(0), 0f);
+      assertEquals(want.get(1), got.get(1), 0f);
+    }
+    NativeException e = assertThrows(NativeException.InvalidArgument.class,
+        () -> KvCache.createSharedKv(1, 2, 1, 2, 3));
+    assertTrue(e.getMessage().contains("v_dim"), e.getMessage());
+  }
+
+  @Test
   void badArgumentsAreExceptionsNamingTheArgument() {
     FloatBuffer y = DenseOps.floats(4);
     ByteBuffer w = ByteBuffer.allocateDirect(16);
