@@ -30,10 +30,11 @@ import org.hybrimoe.tokenizer.Tokenizer;
  * <pre>{@code
  * try (Model model = Model.load(Path.of("/models/Qwen1.5-MoE-A2.7B-Chat"),
  *     ModelOptions.builder().gpuMemory(8L << 30).bundle("hybrimoe").build())) {
+ *   StringBuilder reply = new StringBuilder();   // or a UI widget, a socket, ...
  *   GenerationResult r = model.generate(
  *       GenerateRequest.builder().message("user", "Name three prime numbers.").maxTokens(64).build(),
- *       token -> System.out.print(token.text()));
- *   System.out.println(r.finishReason() + " " + r.timings().tokensPerSecond() + " tok/s");
+ *       token -> reply.append(token.text()));      // streamed as it comes
+ *   double tokensPerSecond = r.timings().tokensPerSecond();
  * }
  * }</pre>
  *
