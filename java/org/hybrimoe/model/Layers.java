@@ -75,6 +75,38 @@ public final class Layers {
     return desc;
   }
 
+  /** num_experts_per_tok, checked against the routed expert count (its config field named). */
+  public static int topK(ModelConfig cfg, int experts, String expertsField) {
+    int topK = cfg.requirePositiveInt("num_experts_per_tok");
+    if (topK > experts) {
+      throw cfg.bad("num_experts_per_tok", "(" + topK + ") exceeds " + expertsField + " (" + experts + ")");
+    }
+    return topK;
+  }
+
+  /**
+   * What every architecture ends with: the check that the checkpoint has no layer beyond
+   * num_hidden_layers, the embedding, final norm and LM head, and last (so that nothing after it
+   * can fail and leave its native layers unreleased) the MoE executor, offered the MoE blocks'
+   * shared experts.
+   *
+   * @param layers the decoder layers, all of num_hidden_layers
+   */
+  public static CausalLm assemble(ModelConfig cfg, ModelWeights w, LoadOptions options, Engine engine,
+      boolean ownsEngine, WeightType embType, Map<Integer, ExpertLayerWeights> experts, List<DecoderLayer> layers,
+      int vocab, int d, float eps) throws IOException {
+    int nLayers = layers.size();
+    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
+      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
+    }
+    ByteBuffer emb = w.bytes("model.embed_tokens.weight");
+    FloatBuffer finalNorm = norm(w, "model.norm.weight", d, "hidden_size");
+    Linear head = lmHead(w, cfg, vocab, d);
+    MoeLayerExecutor executor = executor(engine, experts, layers, options);
+    return new CausalLm(cfg.modelType(), engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
+        cfg.intOr("max_position_embeddings", 4096));
+  }
+
   /** The model's MoE executor over the described expert layers (options' factory, else CPU). */
   public static MoeLayerExecutor executor(
       Engine engine, Map<Integer, ExpertLayerWeights> experts, LoadOptions options) {

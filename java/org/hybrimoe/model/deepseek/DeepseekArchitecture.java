@@ -2,7 +2,6 @@ package org.hybrimoe.model.deepseek;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,7 +20,6 @@ import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelFormatException;
 import org.hybrimoe.model.ModelWeights;
 import org.hybrimoe.model.MoeBlock;
-import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.model.Yarn;
 import org.hybrimoe.nativeapi.Engine;
@@ -114,26 +112,13 @@ public final class DeepseekArchitecture implements Architecture {
           Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
           Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), ffn));
     }
-    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
-    }
-    ByteBuffer emb = w.bytes("model.embed_tokens.weight");
-    FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
-    Linear head = Layers.lmHead(w, cfg, vocab, d);
-    // Last, so that nothing after it can fail and leave its native layers unreleased.
-    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, layers, options);
-    return new CausalLm(
-        cfg.modelType(), engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
-        cfg.intOr("max_position_embeddings", 4096));
+    return Layers.assemble(cfg, w, options, engine, ownsEngine, embType, expertWeights, layers, vocab, d, eps);
   }
 
   private static MoeBlock moe(
       ModelConfig cfg, ModelWeights w, Map<Integer, ExpertLayerWeights> expertWeights, int l,
       String p, int d, int experts, boolean v3) throws IOException {
-    int topK = cfg.requirePositiveInt("num_experts_per_tok");
-    if (topK > experts) {
-      throw cfg.bad("num_experts_per_tok", "(" + topK + ") exceeds n_routed_experts (" + experts + ")");
-    }
+    int topK = Layers.topK(cfg, experts, "n_routed_experts");
     int ff = cfg.requirePositiveInt("moe_intermediate_size");
     String why = "hidden_size, moe_intermediate_size, n_routed_experts";
     expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "mlp.experts.",

@@ -1,8 +1,6 @@
 package org.hybrimoe.model.mixtral;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -13,12 +11,10 @@ import org.hybrimoe.model.CausalLm;
 import org.hybrimoe.model.DecoderLayer;
 import org.hybrimoe.model.GqaAttention;
 import org.hybrimoe.model.Layers;
-import org.hybrimoe.model.Linear;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
 import org.hybrimoe.model.MoeBlock;
-import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.ops.DenseOps.WeightType;
@@ -44,10 +40,7 @@ public final class MixtralArchitecture implements Architecture {
     int ff = cfg.requirePositiveInt("intermediate_size");
     int nLayers = cfg.requirePositiveInt("num_hidden_layers");
     int experts = cfg.requirePositiveInt("num_local_experts");
-    int topK = cfg.requirePositiveInt("num_experts_per_tok");
-    if (topK > experts) {
-      throw cfg.bad("num_experts_per_tok", "(" + topK + ") exceeds num_local_experts (" + experts + ")");
-    }
+    int topK = Layers.topK(cfg, experts, "num_local_experts");
     Layers.GqaShape a = Layers.GqaShape.of(cfg, d);
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-5);
     double theta = cfg.positiveDoubleOr("rope_theta", 1e6);
@@ -70,16 +63,6 @@ public final class MixtralArchitecture implements Architecture {
           Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
           Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), moe));
     }
-    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
-    }
-    ByteBuffer emb = w.bytes("model.embed_tokens.weight");
-    FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
-    Linear head = Layers.lmHead(w, cfg, vocab, d);
-    // Last, so that nothing after it can fail and leave its native layers unreleased.
-    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, options);
-    return new CausalLm(
-        "mixtral", engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
-        cfg.intOr("max_position_embeddings", 4096));
+    return Layers.assemble(cfg, w, options, engine, ownsEngine, embType, expertWeights, layers, vocab, d, eps);
   }
 }

@@ -1,8 +1,6 @@
 package org.hybrimoe.model.qwen2moe;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -14,12 +12,10 @@ import org.hybrimoe.model.DecoderLayer;
 import org.hybrimoe.model.FeedForward;
 import org.hybrimoe.model.GqaAttention;
 import org.hybrimoe.model.Layers;
-import org.hybrimoe.model.Linear;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
 import org.hybrimoe.model.MoeBlock;
-import org.hybrimoe.model.MoeLayerExecutor;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.ops.DenseOps.WeightType;
@@ -45,10 +41,7 @@ public final class Qwen2MoeArchitecture implements Architecture {
     int d = cfg.requirePositiveInt("hidden_size");
     int nLayers = cfg.requirePositiveInt("num_hidden_layers");
     int experts = cfg.requirePositiveInt("num_experts");
-    int topK = cfg.requirePositiveInt("num_experts_per_tok");
-    if (topK > experts) {
-      throw cfg.bad("num_experts_per_tok", "(" + topK + ") exceeds num_experts (" + experts + ")");
-    }
+    int topK = Layers.topK(cfg, experts, "num_experts");
     int moeFf = cfg.requirePositiveInt("moe_intermediate_size");
     int sharedFf = cfg.intOr("shared_expert_intermediate_size", 0);
     int step = cfg.intOr("decoder_sparse_step", 1);
@@ -84,16 +77,6 @@ public final class Qwen2MoeArchitecture implements Architecture {
           Layers.norm(w, p + "input_layernorm.weight", d, "hidden_size"), att,
           Layers.norm(w, p + "post_attention_layernorm.weight", d, "hidden_size"), ffn));
     }
-    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
-    }
-    ByteBuffer emb = w.bytes("model.embed_tokens.weight");
-    FloatBuffer finalNorm = Layers.norm(w, "model.norm.weight", d, "hidden_size");
-    Linear head = Layers.lmHead(w, cfg, vocab, d);
-    // Last, so that nothing after it can fail and leave its native layers unreleased.
-    MoeLayerExecutor executor = Layers.executor(engine, expertWeights, layers, options);
-    return new CausalLm(
-        "qwen2_moe", engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
-        cfg.intOr("max_position_embeddings", 4096));
+    return Layers.assemble(cfg, w, options, engine, ownsEngine, embType, expertWeights, layers, vocab, d, eps);
   }
 }
