@@ -1,13 +1,10 @@
 package org.hybrimoe.api;
 
-import java.util.Locale;
-import java.util.Map;
 import org.hybrimoe.expert.ExpertFormat;
 import org.hybrimoe.hybrid.HybridExecutors;
 import org.hybrimoe.hybrid.HybridExecutors.GpuBudget;
 import org.hybrimoe.model.LoadProgress;
 import org.hybrimoe.policy.PolicyBundle;
-import org.hybrimoe.policy.sched.SchedulingMode;
 
 /**
  * How {@link Model#load} runs a model. Immutable; build with {@link #builder()}. Defaults: the
@@ -32,19 +29,6 @@ public final class ModelOptions {
       this.kind = kind;
     }
   }
-
-  /** GPU-only: every activated expert computed on the GPU, misses moved on demand, LRU cache. */
-  public static final PolicyBundle GPU_ONLY = new PolicyBundle("gpu-only", SchedulingMode.GPU_ONLY,
-      PolicyBundle.CacheKind.LRU, PolicyBundle.PrefetchKind.NONE, 0, false);
-
-  private static final Map<String, PolicyBundle> ALIASES = Map.of(
-      "hybrimoe", PolicyBundle.HYBRIMOE,
-      "ktransformers", PolicyBundle.KTRANSFORMERS,
-      "llamacpp", PolicyBundle.LLAMA_CPP,
-      "llama.cpp", PolicyBundle.LLAMA_CPP,
-      "adapmoe", PolicyBundle.ADAPMOE,
-      "fiddler", PolicyBundle.FIDDLER,
-      "gpu-only", GPU_ONLY);
 
   private final Device device;
   private final GpuBudget budget;
@@ -88,19 +72,7 @@ public final class ModelOptions {
 
   /** A bundle by short name (hybrimoe, ktransformers, llamacpp, gpu-only, adapmoe, fiddler) or full name. */
   public static PolicyBundle bundleNamed(String name) {
-    PolicyBundle b = ALIASES.get(name.trim().toLowerCase(Locale.ROOT));
-    if (b != null) {
-      return b;
-    }
-    if (name.trim().equalsIgnoreCase(GPU_ONLY.name())) {
-      return GPU_ONLY;
-    }
-    try {
-      return PolicyBundle.byName(name);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("unknown bundle '" + name + "': use one of hybrimoe, ktransformers, "
-          + "llamacpp, gpu-only, adapmoe, fiddler, or a full name (" + e.getMessage() + ")");
-    }
+    return PolicyBundle.byName(name);
   }
 
   public Device device() {

@@ -52,6 +52,9 @@ public record PolicyBundle(String name, SchedulingMode mode, CacheKind cache, Pr
       new PolicyBundle("adapmoe-like", SchedulingMode.GPU_ONLY, CacheKind.LRU, PrefetchKind.NEXT_LAYER, 1, false);
   public static final PolicyBundle FIDDLER =
       new PolicyBundle("fiddler-like", SchedulingMode.FIDDLER, CacheKind.STATIC_FREQUENCY, PrefetchKind.NONE, 0, false);
+  /** Every activated expert computed on the GPU, misses moved on demand, LRU cache, no prefetch. */
+  public static final PolicyBundle GPU_ONLY =
+      new PolicyBundle("gpu-only", SchedulingMode.GPU_ONLY, CacheKind.LRU, PrefetchKind.NONE, 0, false);
   public static final PolicyBundle HYBRIMOE =
       new PolicyBundle("hybrimoe", SchedulingMode.HYBRID, CacheKind.MRS, PrefetchKind.IMPACT, 3, true);
   public static final PolicyBundle HYBRIMOE_GLOBAL =
@@ -77,19 +80,28 @@ public record PolicyBundle(String name, SchedulingMode mode, CacheKind cache, Pr
 
   /** Every named bundle. */
   public static List<PolicyBundle> all() {
-    return List.of(LLAMA_CPP, KTRANSFORMERS, ADAPMOE, FIDDLER, HYBRIMOE, HYBRIMOE_GLOBAL, ONLY_SCHEDULER, ONLY_PREFETCH,
-        ONLY_MRS);
+    return List.of(LLAMA_CPP, KTRANSFORMERS, GPU_ONLY, ADAPMOE, FIDDLER, HYBRIMOE, HYBRIMOE_GLOBAL, ONLY_SCHEDULER,
+        ONLY_PREFETCH, ONLY_MRS);
   }
 
-  /** A bundle by name (case-insensitive). */
+  /**
+   * A bundle by name, case-insensitive, with or without the "-like" suffix and the dot
+   * (ktransformers, llamacpp, llama.cpp-like, gpu-only, hybrimoe, ...).
+   */
   public static PolicyBundle byName(String name) {
+    String want = shortName(name);
     for (PolicyBundle b : all()) {
-      if (b.name.equalsIgnoreCase(name.trim())) {
+      if (shortName(b.name).equals(want)) {
         return b;
       }
     }
     throw new IllegalArgumentException("unknown bundle '" + name + "': known are "
         + String.join(", ", all().stream().map(PolicyBundle::name).toList()));
+  }
+
+  private static String shortName(String name) {
+    String n = name.trim().toLowerCase(Locale.ROOT).replace(".", "");
+    return n.endsWith("-like") ? n.substring(0, n.length() - 5) : n;
   }
 
   @Override

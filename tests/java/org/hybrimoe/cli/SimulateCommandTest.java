@@ -44,8 +44,8 @@ class SimulateCommandTest {
     for (String k : new String[] {"bundle", "cache_ratio", "phase", "input_length", "ms", "hit_rate", "bytes_moved"}) {
       assertTrue(first.has(k), "missing " + k);
     }
-    // 9 bundles x 2 ratios x (2 prefill + 1 decode)
-    assertEquals(9 * 2 * 3, root.get("results").size());
+    // 10 bundles (gpu-only among them) x 2 ratios x (2 prefill + 1 decode)
+    assertEquals(10 * 2 * 3, root.get("results").size());
     assertTrue(root.get("hit_rates").get(0).has("policy"));
     assertTrue(Files.readString(svg).contains("<svg"));
     assertTrue(Files.exists(dir.resolve("g-prefill.svg")));
