@@ -23,7 +23,7 @@ final class Generation implements AutoCloseable {
   private final Sampler sampler;
   private final StopStrings stops;
   private final StreamDecoder decoder; // null without a tokenizer
-  private final StatsAccumulator stats;
+  private ExecutorStats stats; // this request's own: the sum of its steps' deltas (null: none kept)
   private final List<Integer> tokens = new ArrayList<>();
   private final StringBuilder text = new StringBuilder();
   private int released; // chars of text handed out so far
@@ -53,7 +53,6 @@ final class Generation implements AutoCloseable {
         request.seed().orElse(System.nanoTime() ^ 0x5DEECE66DL));
     this.stops = new StopStrings(request.stop());
     this.decoder = tok == null ? null : tok.streamDecoder(true);
-    this.stats = new StatsAccumulator();
     // prompt + new tokens, less the last new token (sampled, never fed back)
     int seq = (int) Math.min(context, (long) prompt.length + request.maxTokens() - 1);
     model.lock().lock();
@@ -153,7 +152,11 @@ final class Generation implements AutoCloseable {
       } else {
         decodeMs += ms(t);
       }
-      stats.add(model.lm().experts().stats(), before);
+      ExecutorStats after = model.lm().experts().stats();
+      if (after != null && before != null) {
+        ExecutorStats step = after.minus(before);
+        stats = stats == null ? step : stats.plus(step);
+      }
       return logits;
     } catch (RuntimeException e) {
       finish = FinishReason.CANCELLED;
@@ -171,7 +174,7 @@ final class Generation implements AutoCloseable {
     }
     int[] ids = tokens.stream().mapToInt(Integer::intValue).toArray();
     Timings t = new Timings(prompt.length, ttftMs, prefillMs, Math.max(0, tokens.size() - 1), decodeMs, ms(t0));
-    return new GenerationResult(text.toString(), ids, finish, t, stats.build());
+    return new GenerationResult(text.toString(), ids, finish, t, stats);
   }
 
   boolean finished() {

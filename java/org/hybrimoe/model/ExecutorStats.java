@@ -56,6 +56,30 @@ public record ExecutorStats(long[] cpuExperts, long[] gpuExperts, long activatio
     return cpuExperts.length;
   }
 
+  /** The counts of this less those of {@code earlier} (the same executor's): what happened in between. */
+  public ExecutorStats minus(ExecutorStats earlier) {
+    return combine(earlier, -1);
+  }
+
+  /** The counts of both summed (per-layer arrays as long as the longer). */
+  public ExecutorStats plus(ExecutorStats other) {
+    return combine(other, 1);
+  }
+
+  private ExecutorStats combine(ExecutorStats o, int sign) {
+    int n = Math.max(layers(), o.layers());
+    long[] cpu = Arrays.copyOf(cpuExperts, n);
+    long[] gpu = Arrays.copyOf(gpuExperts, n);
+    for (int l = 0; l < o.layers(); l++) {
+      cpu[l] += sign * o.cpuExperts[l];
+      gpu[l] += sign * o.gpuExperts[l];
+    }
+    return new ExecutorStats(cpu, gpu, activations + sign * o.activations, hits + sign * o.hits,
+        demandTransfers + sign * o.demandTransfers, prefetches + sign * o.prefetches,
+        prefetchUsed + sign * o.prefetchUsed, prefetchWasted + sign * o.prefetchWasted,
+        bytesMoved + sign * o.bytesMoved, fills + sign * o.fills);
+  }
+
   /** hits / activations (0 before any activation). */
   public double hitRate() {
     return activations == 0 ? 0 : (double) hits / activations;
