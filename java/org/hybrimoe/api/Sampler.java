@@ -34,27 +34,22 @@ final class Sampler {
     int v = logits.length;
     float max = logits[argmax(logits)];
     int[] cand = topK > 0 && topK < v ? topK(logits, topK) : null;
-    if (cand == null && topP >= 1) { // plain temperature sampling: no order needed
-      double[] p = new double[v];
-      double sum = 0;
+    double total = 0; // the mass the nucleus is measured against: the candidates' or the whole softmax's
+    if (cand == null) {
+      double[] all = new double[v];
       for (int i = 0; i < v; i++) {
-        p[i] = Math.exp((logits[i] - max) / temperature);
-        sum += p[i];
+        all[i] = Math.exp((logits[i] - max) / temperature);
+        total += all[i];
       }
-      return draw(p, null, v, sum);
-    }
-    if (cand == null) { // nucleus over the whole vocabulary: only tokens that can be in it
-      double[] p = new double[v];
-      double sum = 0;
-      for (int i = 0; i < v; i++) {
-        p[i] = Math.exp((logits[i] - max) / temperature);
-        sum += p[i];
+      if (topP >= 1) { // plain temperature sampling: no order needed
+        return draw(all, null, v, total);
       }
-      double floor = sum * (1 - topP) / v;
+      // Only tokens that can be in the nucleus: the others hold at most 1 - topP together.
+      double floor = total * (1 - topP) / v;
       int n = 0;
       int[] keep = new int[v];
       for (int i = 0; i < v; i++) {
-        if (p[i] >= floor) {
+        if (all[i] >= floor) {
           keep[n++] = i;
         }
       }
@@ -76,12 +71,8 @@ final class Sampler {
       sum += p[i];
     }
     if (topP < 1) {
-      double total = sum;
-      if (topK <= 0 || topK >= v) { // the candidates exclude tokens of the full softmax: renormalise on it
-        total = 0;
-        for (float l : logits) {
-          total += Math.exp((l - max) / temperature);
-        }
+      if (total == 0) { // top-k candidates: the nucleus is of their renormalised distribution
+        total = sum;
       }
       double cum = 0;
       int keep = 0;
