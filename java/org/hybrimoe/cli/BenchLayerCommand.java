@@ -21,7 +21,6 @@ import org.hybrimoe.policy.PolicyBundle;
 import org.hybrimoe.policy.cost.CostModel;
 import org.hybrimoe.policy.cost.ModelShape;
 import org.hybrimoe.runtime.CudaDiscovery;
-import org.hybrimoe.sim.GanttSvg;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -148,10 +147,9 @@ final class BenchLayerCommand implements Callable<Integer> {
               }
               if (keep != null && !keep.isEmpty()) {
                 LayerTimeline tl = keep.get(keep.size() / 2);
-                Files.writeString(timeline.toPath(), GanttSvg.measuredVsPredicted(
+                Files.writeString(timeline.toPath(), tl.toSvg(
                     String.format("%s, hybrimoe, cache ratio %.2f, decode layer %d: measured %.3f ms, predicted %.3f ms",
-                        paper.name(), ratio, tl.plan().layer(), tl.measuredMs(), tl.predictedMs()),
-                    tl.measuredEvents(tl.begin()), tl.predictedEvents(0)));
+                        paper.name(), ratio, tl.plan().layer(), tl.measuredMs(), tl.predictedMs())));
                 out.printf("timeline written to %s%n", timeline);
                 wroteTimeline = true;
               }

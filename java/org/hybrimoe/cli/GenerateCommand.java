@@ -12,7 +12,6 @@ import org.hybrimoe.api.GenerationResult;
 import org.hybrimoe.api.Model;
 import org.hybrimoe.api.ModelOptions;
 import org.hybrimoe.hybrid.LayerTimeline;
-import org.hybrimoe.sim.GanttSvg;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -120,10 +119,9 @@ final class GenerateCommand implements Callable<Integer> {
     }
     List<LayerTimeline> lastStep = recent.subList(Math.max(0, recent.size() - layers), recent.size());
     LayerTimeline tl = lastStep.get(lastStep.size() / 2);
-    Files.writeString(file, GanttSvg.measuredVsPredicted(
-        String.format(Locale.ROOT, "MoE layer %d, last step: measured %.3f ms, predicted %.3f ms",
-            tl.plan().layer(), tl.measuredMs(), tl.predictedMs()),
-        tl.measuredEvents(tl.begin()), tl.predictedEvents(0)));
+    Files.writeString(file, tl.toSvg(String.format(Locale.ROOT,
+        "MoE layer %d, last step: measured %.3f ms, predicted %.3f ms", tl.plan().layer(), tl.measuredMs(),
+        tl.predictedMs())));
     err.printf("timeline written to %s%n", file);
   }
 }

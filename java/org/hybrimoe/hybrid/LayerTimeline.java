@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.hybrimoe.policy.sched.LayerPlan;
+import org.hybrimoe.sim.GanttSvg;
 import org.hybrimoe.sim.TimelineEvent;
 
 /**
@@ -122,6 +123,11 @@ public final class LayerTimeline {
           plan.transferKind(j) == LayerPlan.PREFETCH));
     }
     return out;
+  }
+
+  /** An SVG Gantt chart: what was measured (from the layer's start) above what the plan predicted. */
+  public String toSvg(String title) {
+    return GanttSvg.measuredVsPredicted(title, measuredEvents(begin()), predictedEvents(0));
   }
 
   /** The plan's predicted events, placed at {@code offset} ms (the layer's measured start from zero). */
