@@ -1,7 +1,5 @@
 package org.hybrimoe.api;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,6 +15,7 @@ import org.hybrimoe.model.CausalLm;
 import org.hybrimoe.model.ExecutorStats;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.LoadProgress;
+import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelFormatException;
 import org.hybrimoe.model.ModelRegistry;
 import org.hybrimoe.policy.PolicyBundle;
@@ -43,8 +42,6 @@ import org.hybrimoe.tokenizer.Tokenizer;
  * tokens (and per-request statistics) it would get alone.
  */
 public final class Model implements AutoCloseable {
-  private static final ObjectMapper JSON = new ObjectMapper();
-
   private final CausalLm lm;
   private final Tokenizer tokenizer; // null: token-id prompts only
   private final Set<Integer> eos;
@@ -110,34 +107,8 @@ public final class Model implements AutoCloseable {
   }
 
   // eos_token_id of a config file: an int, a list of ints, or absent.
-  private static Set<Integer> eosIds(Path file) throws IOException {
-    Set<Integer> ids = new LinkedHashSet<>();
-    if (!Files.isRegularFile(file)) {
-      return ids;
-    }
-    JsonNode root;
-    try {
-      root = JSON.readTree(file.toFile());
-    } catch (IOException e) {
-      throw new ModelFormatException(file + ": not valid JSON: " + e.getMessage());
-    }
-    JsonNode e = root == null ? null : root.get("eos_token_id");
-    if (e == null || e.isNull()) {
-      return ids;
-    }
-    if (e.isInt()) {
-      ids.add(e.intValue());
-    } else if (e.isArray()) {
-      for (JsonNode v : e) {
-        if (!v.isInt()) {
-          throw new ModelFormatException(file + ": eos_token_id must hold integers, found " + v);
-        }
-        ids.add(v.intValue());
-      }
-    } else {
-      throw new ModelFormatException(file + ": eos_token_id must be an integer or a list, found " + e);
-    }
-    return ids;
+  private static List<Integer> eosIds(Path file) throws IOException {
+    return Files.isRegularFile(file) ? ModelConfig.read(file).intOrListOr("eos_token_id") : List.of();
   }
 
   /**

@@ -139,6 +139,14 @@ public final class ModelConfig {
     return out;
   }
 
+  /** An integer or a list of integers (HF writes eos_token_id either way); empty when absent or null. */
+  public java.util.List<Integer> intOrListOr(String field) {
+    if (has(field) && root.get(field).isIntegralNumber()) {
+      return java.util.List.of(intValue(field, root.get(field)));
+    }
+    return intListOr(field);
+  }
+
   /** An exception about one field of this config. */
   public ModelFormatException bad(String field, String what) {
     return new ModelFormatException(path + ": config field '" + field + "' " + what);
