@@ -65,7 +65,10 @@ int main() {
   hmoe_expert_shape_t shape{HMOE_FORMAT_BF16, D, FF, 0};
   hmoe_device_t* dev = nullptr;
   CHECK_OK(hmoe_device_create_emulated(1, &shape, SLOTS, &dev));
-  CHECK_OK(hmoe_device_emulated_delays(dev, 300, 200));  // slow link and kernels: hazards must hold
+  // Slow link and kernels: hazards must hold. The link is 100x slower than a kernel so that the
+  // overlap check below has 20 ms of margin against scheduling noise on a loaded CI machine
+  // (with 300 us it once failed there by 0.05 ms).
+  CHECK_OK(hmoe_device_emulated_delays(dev, 20000, 200));
   hmoe_hybrid_t* h = nullptr;
   CHECK_OK(hmoe_hybrid_create(eng, dev, 2, E, &h));
   const int32_t pins[SHARED] = {PIN0, PIN0 + 1};
@@ -118,7 +121,7 @@ int main() {
   std::printf("mixed plan: max rel error vs all-CPU %.2e, %g waves\n", err, tl[HMOE_TL_WAVES]);
   CHECK(err < 1e-5);
   CHECK(tl[HMOE_TL_WAVES] == 3);  // the resident experts alone, then the two staging waves
-  // Resident expert 0 computes while the first demand load (300 us on this link) is in flight.
+  // Resident expert 0 computes while the first demand load (20 ms on this link) is in flight.
   const double x0_end = tl[size_t(HMOE_TL_HEADER + 2 * 9 + 1)];
   std::printf("resident expert 0 starts %.3f ms before demand load 0 lands\n", x0_end - tl[HMOE_TL_HEADER]);
   CHECK(tl[HMOE_TL_HEADER] < x0_end);
