@@ -7,7 +7,9 @@ import org.hybrimoe.ops.DenseOps.RopeStyle;
 /**
  * Grouped-query attention (Mixtral, Qwen2/3-MoE, OLMoE): q [n, H, hd], k and v [n, KV, hd] from
  * linears (optional biases), optional q/k RMSNorm (per head as Qwen3, or over the whole
- * projection as OLMoE), rotate_half RoPE, softmax(q.k / sqrt(hd)) over the cache, o_proj.
+ * projection as OLMoE), optional clamping of q, k and v to +-clip_qkv after the norms (OLMoE),
+ * rotate_half RoPE with the config's {@link Rope} scaling, softmax(q.k / sqrt(hd)) over the
+ * cache, o_proj.
  */
 public final class GqaAttention implements Attention {
   /** Where q/k normalisation applies. */
@@ -29,11 +31,22 @@ public final class GqaAttention implements Attention {
   private final FloatBuffer kNorm;
   private final float eps;
   private final FloatBuffer invFreq; // [hd / 2]
+  private final float ropeScale; // on cos and sin (YaRN's attention factor), 1 otherwise
+  private final float clip; // q, k, v clamped to [-clip, clip]; 0 for none
 
-  /** See the class comment; q [H*hd, d], k and v [KV*hd, d], o [d, H*hd]. */
+  /**
+   * See the class comment; q [H*hd, d], k and v [KV*hd, d], o [d, H*hd]; rope for dimension hd;
+   * clip 0 for none.
+   */
   public GqaAttention(
       Linear q, Linear k, Linear v, Linear o, int heads, int kvHeads, int headDim, QkNorm qkNorm,
-      FloatBuffer qNorm, FloatBuffer kNorm, float eps, double ropeTheta) {
+      FloatBuffer qNorm, FloatBuffer kNorm, float eps, Rope rope, float clip) {
+    if (rope.invFreq().length != headDim / 2) {
+      throw new IllegalArgumentException("rope has " + rope.invFreq().length + " frequencies for head_dim " + headDim);
+    }
+    if (!(clip >= 0)) {
+      throw new IllegalArgumentException("clip must be >= 0, got " + clip);
+    }
     this.q = q;
     this.k = k;
     this.v = v;
@@ -45,8 +58,9 @@ public final class GqaAttention implements Attention {
     this.qNorm = qNorm;
     this.kNorm = kNorm;
     this.eps = eps;
-    float[] f = Act.ropeInvFreq(ropeTheta, headDim);
-    this.invFreq = DenseOps.floats(f.length).put(f).flip();
+    this.invFreq = rope.invFreqBuffer();
+    this.ropeScale = rope.scale();
+    this.clip = clip;
   }
 
   @Override
@@ -81,11 +95,22 @@ public final class GqaAttention implements Attention {
       DenseOps.rmsnorm(qb, n, qd, qd, qNorm, eps, qb, qd);
       DenseOps.rmsnorm(kb, n, kd, kd, kNorm, eps, kb, kd);
     }
-    DenseOps.rope(qb, n, heads, qd, headDim, headDim, ctx.positions(), invFreq, 1f, RopeStyle.HALF);
-    DenseOps.rope(kb, n, kvHeads, kd, headDim, headDim, ctx.positions(), invFreq, 1f, RopeStyle.HALF);
+    if (clip > 0) {
+      clamp(qb, (long) n * qd, clip);
+      clamp(kb, (long) n * kd, clip);
+      clamp(vb, (long) n * kd, clip);
+    }
+    DenseOps.rope(qb, n, heads, qd, headDim, headDim, ctx.positions(), invFreq, ropeScale, RopeStyle.HALF);
+    DenseOps.rope(kb, n, kvHeads, kd, headDim, headDim, ctx.positions(), invFreq, ropeScale, RopeStyle.HALF);
     FloatBuffer ab = ctx.floats(Scratch.Slot.ATTENDED, (long) n * qd);
     DenseOps.attention(
         ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, (float) (1.0 / Math.sqrt(headDim)), ab);
     o.apply(ctx.engine(), ab, n, out);
+  }
+
+  private static void clamp(FloatBuffer b, long n, float c) {
+    for (int i = 0; i < n; i++) {
+      b.put(i, Math.max(-c, Math.min(c, b.get(i))));
+    }
   }
 }

@@ -177,11 +177,14 @@ public final class Layers {
   /**
    * Grouped-query attention of one layer from {@code <prefix>q_proj/k_proj/v_proj/o_proj}
    * (.weight, and .bias for q/k/v when {@code bias}), with {@code <prefix>q_norm/k_norm.weight}
-   * when qkNorm is not NONE.
+   * when qkNorm is not NONE; rope and clip as {@link GqaAttention} takes them.
    */
   public static GqaAttention gqa(
-      ModelWeights w, String prefix, int d, int heads, int kvHeads, int headDim, boolean bias,
-      GqaAttention.QkNorm qkNorm, float eps, double ropeTheta) throws IOException {
+      ModelWeights w, String prefix, int d, GqaShape shape, boolean bias, GqaAttention.QkNorm qkNorm,
+      float eps, Rope rope, float clip) throws IOException {
+    int heads = shape.heads();
+    int kvHeads = shape.kvHeads();
+    int headDim = shape.headDim();
     String why = "hidden_size, num_attention_heads, num_key_value_heads, head_dim";
     int qd = heads * headDim;
     int kd = kvHeads * headDim;
@@ -198,7 +201,7 @@ public final class Layers {
       qn = w.vector(prefix + "q_norm.weight", qd, why);
       kn = w.vector(prefix + "k_norm.weight", kd, why);
     }
-    return new GqaAttention(q, k, v, o, heads, kvHeads, headDim, qkNorm, qn, kn, eps, ropeTheta);
+    return new GqaAttention(q, k, v, o, heads, kvHeads, headDim, qkNorm, qn, kn, eps, rope, clip);
   }
 
   /** A SwiGLU MLP from {@code <prefix>gate_proj/up_proj/down_proj.weight}. */

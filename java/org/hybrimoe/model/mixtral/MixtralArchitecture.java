@@ -15,6 +15,7 @@ import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
 import org.hybrimoe.model.MoeBlock;
+import org.hybrimoe.model.Rope;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.ops.DenseOps.WeightType;
@@ -43,7 +44,7 @@ public final class MixtralArchitecture implements Architecture {
     int topK = Layers.topK(cfg, experts, "num_local_experts");
     Layers.GqaShape a = Layers.GqaShape.of(cfg, d);
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-5);
-    double theta = cfg.positiveDoubleOr("rope_theta", 1e6);
+    Rope rope = Rope.of(cfg, a.headDim(), 1e6);
     WeightType embType = Layers.embedding(w, vocab, d);
     Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
     List<DecoderLayer> layers = new ArrayList<>();
@@ -51,8 +52,8 @@ public final class MixtralArchitecture implements Architecture {
     for (int l = 0; l < nLayers; l++) {
       String p = "model.layers." + l + ".";
       GqaAttention att =
-          Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(), false,
-              GqaAttention.QkNorm.NONE, eps, theta);
+          Layers.gqa(w, p + "self_attn.", d, a, false,
+              GqaAttention.QkNorm.NONE, eps, rope, 0f);
       boolean packed = w.has(p + "mlp.experts.gate_up_proj");
       String routerName = packed ? p + "mlp.gate.weight" : p + "block_sparse_moe.gate.weight";
       expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "block_sparse_moe.experts.",

@@ -15,6 +15,7 @@ import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
 import org.hybrimoe.model.MoeBlock;
+import org.hybrimoe.model.Rope;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.ops.DenseOps.WeightType;
@@ -23,7 +24,8 @@ import org.hybrimoe.ops.DenseOps.WeightType;
  * OLMoE (model_type "olmoe"): GQA attention with RMSNorm over the whole q and k projections
  * (q_norm [heads * head_dim], k_norm [kv_heads * head_dim]) before RoPE, every layer a MoE of
  * num_experts experts of intermediate_size, softmax router renormalised when norm_topk_prob
- * (false in OLMoE-1B-7B). clip_qkv is not supported (a clear error when set).
+ * (false in OLMoE-1B-7B); q, k and v clamped to +-clip_qkv after the norms when it is set (null in
+ * OLMoE-1B-7B).
  */
 public final class OlmoeArchitecture implements Architecture {
   @Override
@@ -41,13 +43,11 @@ public final class OlmoeArchitecture implements Architecture {
     int nLayers = cfg.requirePositiveInt("num_hidden_layers");
     int experts = cfg.requirePositiveInt("num_experts");
     int topK = Layers.topK(cfg, experts, "num_experts");
-    if (cfg.has("clip_qkv")) {
-      throw cfg.bad("clip_qkv", "is set; clipping q/k/v is not supported");
-    }
+    float clip = cfg.has("clip_qkv") ? (float) cfg.positiveDoubleOr("clip_qkv", 0) : 0f;
     boolean norm = cfg.boolOr("norm_topk_prob", false);
     Layers.GqaShape a = Layers.GqaShape.of(cfg, d);
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-5);
-    double theta = cfg.positiveDoubleOr("rope_theta", 10000);
+    Rope rope = Rope.of(cfg, a.headDim(), 10000);
     WeightType embType = Layers.embedding(w, vocab, d);
     Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
     List<DecoderLayer> layers = new ArrayList<>();
@@ -55,8 +55,8 @@ public final class OlmoeArchitecture implements Architecture {
     for (int l = 0; l < nLayers; l++) {
       String p = "model.layers." + l + ".";
       GqaAttention att =
-          Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(),
-              cfg.boolOr("attention_bias", false), GqaAttention.QkNorm.FULL, eps, theta);
+          Layers.gqa(w, p + "self_attn.", d, a,
+              cfg.boolOr("attention_bias", false), GqaAttention.QkNorm.FULL, eps, rope, clip);
       expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "mlp.experts.",
           new String[] {"gate_proj", "up_proj", "down_proj"}, experts, d, ff, why));
       MoeBlock moe = new MoeBlock(

@@ -16,6 +16,7 @@ import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.ModelConfig;
 import org.hybrimoe.model.ModelWeights;
 import org.hybrimoe.model.MoeBlock;
+import org.hybrimoe.model.Rope;
 import org.hybrimoe.model.Router;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.ops.DenseOps.WeightType;
@@ -52,7 +53,7 @@ public final class Qwen2MoeArchitecture implements Architecture {
     boolean norm = cfg.boolOr("norm_topk_prob", false);
     Layers.GqaShape a = Layers.GqaShape.of(cfg, d);
     float eps = (float) cfg.positiveDoubleOr("rms_norm_eps", 1e-6);
-    double theta = cfg.positiveDoubleOr("rope_theta", 10000);
+    Rope rope = Rope.of(cfg, a.headDim(), 10000);
     WeightType embType = Layers.embedding(w, vocab, d);
     Map<Integer, ExpertLayerWeights> expertWeights = new TreeMap<>();
     List<DecoderLayer> layers = new ArrayList<>();
@@ -60,8 +61,8 @@ public final class Qwen2MoeArchitecture implements Architecture {
     for (int l = 0; l < nLayers; l++) {
       String p = "model.layers." + l + ".";
       GqaAttention att =
-          Layers.gqa(w, p + "self_attn.", d, a.heads(), a.kvHeads(), a.headDim(), true,
-              GqaAttention.QkNorm.NONE, eps, theta);
+          Layers.gqa(w, p + "self_attn.", d, a, true,
+              GqaAttention.QkNorm.NONE, eps, rope, 0f);
       FeedForward ffn;
       if (!mlpOnly.contains(l) && (l + 1) % step == 0) {
         expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "mlp.experts.",

@@ -153,6 +153,9 @@ final class ReferenceForward {
     int kv = i("num_key_value_heads", heads);
     int hd = i("head_dim", d / heads);
     double theta = c.get("rope_theta").asDouble();
+    double[] inv = new double[hd / 2];
+    double cs = gqaRope(hd, theta, inv);
+    double clip = c.hasNonNull("clip_qkv") ? c.get("clip_qkv").asDouble() : 0;
     double[][] q = new double[n][], k = new double[n][], v = new double[n][];
     for (int s = 0; s < n; s++) {
       q[s] = lin(x[s], t(p + "q_proj.weight"), heads * hd, opt(p + "q_proj.bias"));
@@ -166,11 +169,18 @@ final class ReferenceForward {
         perHeadNorm(q[s], heads, hd, t(p + "q_norm.weight"));
         perHeadNorm(k[s], kv, hd, t(p + "k_norm.weight"));
       }
+      if (clip > 0) { // OLMoE: after the norms, before RoPE
+        for (double[] a : new double[][] {q[s], k[s], v[s]}) {
+          for (int z = 0; z < a.length; z++) {
+            a[z] = Math.max(-clip, Math.min(clip, a[z]));
+          }
+        }
+      }
       for (int hh = 0; hh < heads; hh++) {
-        ropeHalf(q[s], hh * hd, hd, s, theta);
+        ropeHalf(q[s], hh * hd, hd, s, inv, cs);
       }
       for (int hh = 0; hh < kv; hh++) {
-        ropeHalf(k[s], hh * hd, hd, s, theta);
+        ropeHalf(k[s], hh * hd, hd, s, inv, cs);
       }
     }
     double[][] out = new double[n][];
@@ -192,13 +202,60 @@ final class ReferenceForward {
     }
   }
 
-  static void ropeHalf(double[] x, int off, int dim, int pos, double theta) {
+  /**
+   * Fills inv with a GQA model's rotary frequencies and returns the factor on cos/sin, from the
+   * rope_scaling types of HF's rope_utils: none, linear (inv / factor), yarn (ramp between the
+   * beta_fast and beta_slow correction dimensions; attention_factor, else mscale ratio, else
+   * 0.1 ln(factor) + 1).
+   */
+  private double gqaRope(int dim, double theta, double[] inv) {
     for (int j = 0; j < dim / 2; j++) {
-      double ang = pos * Math.pow(theta, -2.0 * j / dim);
+      inv[j] = Math.pow(theta, -2.0 * j / dim);
+    }
+    JsonNode y = c.get("rope_scaling");
+    if (y == null || y.isNull()) {
+      return 1;
+    }
+    String type = y.has("rope_type") ? y.get("rope_type").asText() : y.get("type").asText();
+    double f = y.get("factor").asDouble();
+    if (type.equals("linear")) {
+      for (int j = 0; j < dim / 2; j++) {
+        inv[j] /= f;
+      }
+      return 1;
+    }
+    if (!type.equals("yarn")) {
+      throw new IllegalStateException("reference has no rope_scaling type " + type);
+    }
+    int orig = y.has("original_max_position_embeddings")
+        ? y.get("original_max_position_embeddings").asInt() : c.get("max_position_embeddings").asInt();
+    double fast = y.has("beta_fast") ? y.get("beta_fast").asDouble() : 32;
+    double slow = y.has("beta_slow") ? y.get("beta_slow").asDouble() : 1;
+    double lo = Math.max(0, Math.floor(dim * Math.log(orig / (fast * 2 * Math.PI)) / (2 * Math.log(theta))));
+    double hi = Math.min(dim - 1, Math.ceil(dim * Math.log(orig / (slow * 2 * Math.PI)) / (2 * Math.log(theta))));
+    if (lo == hi) {
+      hi += 0.001;
+    }
+    for (int j = 0; j < dim / 2; j++) {
+      double keep = 1 - Math.min(1, Math.max(0, (j - lo) / (hi - lo)));
+      inv[j] = inv[j] / f * (1 - keep) + inv[j] * keep;
+    }
+    if (y.has("attention_factor")) {
+      return y.get("attention_factor").asDouble();
+    }
+    if (y.has("mscale") && y.has("mscale_all_dim")) {
+      return (0.1 * y.get("mscale").asDouble() * Math.log(f) + 1) / (0.1 * y.get("mscale_all_dim").asDouble() * Math.log(f) + 1);
+    }
+    return 0.1 * Math.log(f) + 1;
+  }
+
+  static void ropeHalf(double[] x, int off, int dim, int pos, double[] inv, double cs) {
+    for (int j = 0; j < dim / 2; j++) {
+      double ang = pos * inv[j];
       double a = x[off + j];
       double b = x[off + j + dim / 2];
-      x[off + j] = a * Math.cos(ang) - b * Math.sin(ang);
-      x[off + j + dim / 2] = b * Math.cos(ang) + a * Math.sin(ang);
+      x[off + j] = (a * Math.cos(ang) - b * Math.sin(ang)) * cs;
+      x[off + j + dim / 2] = (b * Math.cos(ang) + a * Math.sin(ang)) * cs;
     }
   }
 
