@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
       BenchCpuCommand.class,
       BenchGpuCommand.class,
       BenchLayerCommand.class,
+      BenchDecodeCommand.class,
       LogitsCommand.class,
       MakeModelCommand.class,
       CommandLine.HelpCommand.class
