@@ -39,3 +39,8 @@ set_tests_properties(dense PROPERTIES LABELS cpu SKIP_RETURN_CODE 77)
 # The hybrid layer executor on the emulated device: mixed plans equal all-CPU; refused plans.
 add_test(NAME hybrid COMMAND test-hybrid)
 set_tests_properties(hybrid PROPERTIES LABELS cpu)
+
+# The engine's worker pool (an internal class, compiled into the test itself).
+target_sources(test-pool PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cpp/src/pool.cpp)
+add_test(NAME pool COMMAND test-pool)
+set_tests_properties(pool PROPERTIES LABELS cpu)
