@@ -87,7 +87,7 @@ public final class Layers {
 
   /**
    * What every architecture ends with: the check that the checkpoint has no layer beyond
-   * num_hidden_layers, the embedding, final norm and LM head, and last (so that nothing after it
+   * num_hidden_layers (and the num_nextn_predict_layers MTP layers after them), the embedding, final norm and LM head, and last (so that nothing after it
    * can fail and leave its native layers unreleased) the MoE executor, offered the MoE blocks'
    * shared experts.
    *
@@ -97,8 +97,12 @@ public final class Layers {
       boolean ownsEngine, WeightType embType, Map<Integer, ExpertLayerWeights> experts, List<DecoderLayer> layers,
       int vocab, int d, float eps) throws IOException {
     int nLayers = layers.size();
-    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
+    // DeepSeek-V3/R1 store their multi-token-prediction modules as layers num_hidden_layers ..
+    // + num_nextn_predict_layers - 1 (layer 61 of 61): present, and not run here.
+    int mtp = Math.max(0, cfg.intOr("num_nextn_predict_layers", 0));
+    if (w.has("model.layers." + (nLayers + mtp) + ".input_layernorm.weight")) {
+      throw cfg.bad("num_hidden_layers", "is " + nLayers + (mtp > 0 ? " (and num_nextn_predict_layers " + mtp + ")" : "")
+          + " but the checkpoint has a layer " + (nLayers + mtp));
     }
     ByteBuffer emb = w.bytes("model.embed_tokens.weight");
     FloatBuffer finalNorm = norm(w, "model.norm.weight", d, "hidden_size");

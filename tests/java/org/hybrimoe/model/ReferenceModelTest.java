@@ -198,6 +198,34 @@ class ReferenceModelTest {
     }
   }
 
+  /**
+   * DeepSeek-V3/R1 checkpoints hold their multi-token-prediction module as one layer past
+   * num_hidden_layers (num_nextn_predict_layers 1): it is skipped, not refused, and the model is
+   * the first num_hidden_layers layers; a layer beyond both is still refused.
+   */
+  @org.junit.jupiter.api.Test
+  void deepseekV3MtpLayerPastTheLastIsIgnored(@TempDir Path dir) throws IOException {
+    ModelMaker.write(with(ModelMaker.Spec.defaults("deepseek_v3"), 3, 64, 8, 2, "FP8", false, 1, 0, false), dir);
+    ModelLoadErrorsTest.editConfig(dir, "num_hidden_layers", 2); // layer 2 plays the MTP module
+    ModelLoadErrorsTest.editConfig(dir, "num_nextn_predict_layers", 1);
+    int[] ids = {3, 1, 4, 1, 5};
+    double[][] ref = new ReferenceForward(dir).forward(ids); // runs num_hidden_layers layers
+    try (CausalLm m = ModelRegistry.load(dir, new LoadOptions(1, null, 32));
+        Session s = m.newSession(8)) {
+      assertEquals(2, m.numLayers());
+      float[][] got = s.forward(ids);
+      for (int t = 0; t < ids.length; t++) {
+        for (int i = 0; i < ref[t].length; i++) {
+          assertTrue(Math.abs(got[t][i] - ref[t][i]) < tolerance("FP8") * 4, "position " + t + " logit " + i);
+        }
+      }
+    }
+    ModelLoadErrorsTest.editConfig(dir, "num_nextn_predict_layers", 0);
+    Exception e = org.junit.jupiter.api.Assertions.assertThrows(ModelFormatException.class,
+        () -> ModelRegistry.load(dir, new LoadOptions(1, null, 32)).close());
+    assertTrue(e.getMessage().contains("'num_hidden_layers' is 2 but the checkpoint has a layer 2"), e.getMessage());
+  }
+
   @org.junit.jupiter.api.Test
   void tiedEmbeddingsServeAsTheLmHead(@TempDir Path dir) throws IOException {
     ModelMaker.write(ModelMaker.Spec.defaults("qwen3_moe"), dir);
