@@ -49,8 +49,13 @@ final class MakeModelCommand implements Callable<Integer> {
   @Option(names = "--vocab", description = "Vocabulary size (default 96; 259 or more also writes a byte-level tokenizer).")
   Integer vocab;
 
-  @Option(names = "--dtype", defaultValue = "f32", description = "f32, bf16 or f16.")
+  @Option(names = "--dtype", defaultValue = "f32",
+      description = "f32, bf16, f16 or fp8 (projections and experts as F8_E4M3 with block scales, the rest bf16).")
   String dtype;
+
+  @Option(names = "--fp8-block", paramLabel = "ROWS,COLS",
+      description = "fp8 weight_block_size (default 128,128; 24,40 below hidden 512, for several and partial blocks).")
+  String fp8Block;
 
   @Option(names = "--layout", defaultValue = "packed", description = "packed (gate_up_proj) or classic (per-expert tensors).")
   String layout;
@@ -73,7 +78,15 @@ final class MakeModelCommand implements Callable<Integer> {
         d.sharedFf(), d.denseFf(), d.denseLayers(), d.kvLoraRank(), d.qLoraRank(), d.rope(), d.nope(),
         d.vDim(), d.nShared(), d.routedScale(), d.normTopk(), yarn, seed, dtype.toUpperCase(Locale.ROOT),
         layout.equals("packed"), shards);
-    ModelMaker.write(s, out);
+    if (fp8Block == null) {
+      ModelMaker.write(s, out);
+    } else {
+      String[] rc = fp8Block.split(",");
+      if (rc.length != 2) {
+        throw new IllegalArgumentException("--fp8-block must be ROWS,COLS, got " + fp8Block);
+      }
+      ModelMaker.write(s, out, Integer.parseInt(rc[0].trim()), Integer.parseInt(rc[1].trim()));
+    }
     spec.commandLine().getOut().printf("wrote %s model to %s%s%n", arch, out, s.vocab() >= ModelMaker.MIN_TOKENIZER_VOCAB
         ? " with a byte-level tokenizer" : " (no tokenizer: --vocab " + ModelMaker.MIN_TOKENIZER_VOCAB
         + " or more adds one)");

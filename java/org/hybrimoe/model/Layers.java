@@ -26,53 +26,54 @@ public final class Layers {
    * {@code <packed>gate_up_proj} [E, 2ff, d] (gate rows first) and {@code <packed>down_proj}
    * [E, d, ff]; classic: {@code <classic><e>.<names[0|1|2]>.weight} for gate [ff, d], up [ff, d],
    * down [d, ff]. F32 and BF16 experts are borrowed in place; F16 experts are widened to f32
-   * copies (the engine has no f16 expert kernels).
+   * copies (the engine has no f16 expert kernels) and FP8 experts dequantized to BF16 copies
+   * ({@link ModelWeights#weight}; LoadOptions.expertFormat converts either further).
    */
   public static ExpertLayerWeights experts(
       ModelWeights w, int layer, String packed, String classic, String[] names, int nExperts, int d,
       int ff, String why) throws IOException {
-    ExpertLayerWeights desc;
-    WeightType type;
     if (w.has(packed + "gate_up_proj")) {
       String gu = packed + "gate_up_proj";
       String dn = packed + "down_proj";
-      type = w.check(gu, why, nExperts, 2L * ff, d);
-      WeightType t2 = w.check(dn, why, nExperts, d, ff);
-      sameType(w, gu, type, dn, t2);
-      ExpertFormat f = formatOf(type);
-      desc =
-          ExpertLayerWeights.builder(f, nExperts, d, ff)
-              .packed(widen(w.bytes(gu), type, 2L * nExperts * ff * d), widen(w.bytes(dn), type, (long) nExperts * d * ff))
-              .build();
-    } else {
-      String first = classic + "0." + names[0] + ".weight";
-      if (!w.has(first)) {
-        throw new ModelFormatException(
-            w.source() + ": layer " + layer + " has neither packed experts '" + packed
-                + "gate_up_proj' nor classic experts '" + first + "'");
-      }
-      type = w.check(first, why, ff, d);
-      ExpertLayerWeights.Builder b = ExpertLayerWeights.builder(formatOf(type), nExperts, d, ff);
-      for (int e = 0; e < nExperts; e++) {
-        String g = classic + e + "." + names[0] + ".weight";
-        String u = classic + e + "." + names[1] + ".weight";
-        String dn = classic + e + "." + names[2] + ".weight";
-        sameType(w, first, type, g, w.check(g, why, ff, d));
-        sameType(w, first, type, u, w.check(u, why, ff, d));
-        sameType(w, first, type, dn, w.check(dn, why, d, ff));
-        b.expert(
-            e, widen(w.bytes(g), type, (long) ff * d), widen(w.bytes(u), type, (long) ff * d),
-            widen(w.bytes(dn), type, (long) d * ff));
-      }
-      desc = b.build();
-      // A checkpoint with more experts than the config names contradicts it.
-      if (w.has(classic + nExperts + "." + names[0] + ".weight")) {
-        throw new ModelFormatException(
-            w.fileOf(classic + nExperts + "." + names[0] + ".weight") + ": tensor '" + classic + nExperts
-                + "." + names[0] + ".weight' exists but " + why + " says " + nExperts + " experts");
-      }
+      ModelWeights.Weight gw = w.weight(gu, why, nExperts, 2L * ff, d);
+      ModelWeights.Weight dw = w.weight(dn, why, nExperts, d, ff);
+      sameType(w, gu, gw.type(), dn, dw.type());
+      return ExpertLayerWeights.builder(formatOf(gw.type()), nExperts, d, ff)
+          .packed(widen(gw, 2L * nExperts * ff * d), widen(dw, (long) nExperts * d * ff))
+          .build();
     }
-    return desc;
+    String first = classic + "0." + names[0] + ".weight";
+    if (!w.has(first)) {
+      throw new ModelFormatException(
+          w.source() + ": layer " + layer + " has neither packed experts '" + packed
+              + "gate_up_proj' nor classic experts '" + first + "'");
+    }
+    // A checkpoint with more experts than the config names contradicts it (checked before any
+    // expert is read, so that FP8 experts are not dequantized for nothing).
+    String extra = classic + nExperts + "." + names[0] + ".weight";
+    if (w.has(extra)) {
+      throw new ModelFormatException(
+          w.fileOf(extra) + ": tensor '" + extra + "' exists but " + why + " says " + nExperts + " experts");
+    }
+    ExpertLayerWeights.Builder b = null;
+    WeightType type = null;
+    for (int e = 0; e < nExperts; e++) {
+      String g = classic + e + "." + names[0] + ".weight";
+      String u = classic + e + "." + names[1] + ".weight";
+      String dn = classic + e + "." + names[2] + ".weight";
+      ModelWeights.Weight gw = w.weight(g, why, ff, d);
+      ModelWeights.Weight uw = w.weight(u, why, ff, d);
+      ModelWeights.Weight dw = w.weight(dn, why, d, ff);
+      if (b == null) {
+        type = gw.type();
+        b = ExpertLayerWeights.builder(formatOf(type), nExperts, d, ff);
+      }
+      sameType(w, first, type, g, gw.type());
+      sameType(w, first, type, u, uw.type());
+      sameType(w, first, type, dn, dw.type());
+      b.expert(e, widen(gw, (long) ff * d), widen(uw, (long) ff * d), widen(dw, (long) d * ff));
+    }
+    return b.build();
   }
 
   /** num_experts_per_tok, checked against the routed expert count (its config field named). */
@@ -86,7 +87,7 @@ public final class Layers {
 
   /**
    * What every architecture ends with: the check that the checkpoint has no layer beyond
-   * num_hidden_layers, the embedding, final norm and LM head, and last (so that nothing after it
+   * num_hidden_layers (and the num_nextn_predict_layers MTP layers after them), the embedding, final norm and LM head, and last (so that nothing after it
    * can fail and leave its native layers unreleased) the MoE executor, offered the MoE blocks'
    * shared experts.
    *
@@ -96,8 +97,12 @@ public final class Layers {
       boolean ownsEngine, WeightType embType, Map<Integer, ExpertLayerWeights> experts, List<DecoderLayer> layers,
       int vocab, int d, float eps) throws IOException {
     int nLayers = layers.size();
-    if (w.has("model.layers." + nLayers + ".input_layernorm.weight")) {
-      throw cfg.bad("num_hidden_layers", "is " + nLayers + " but the checkpoint has a layer " + nLayers);
+    // DeepSeek-V3/R1 store their multi-token-prediction modules as layers num_hidden_layers ..
+    // + num_nextn_predict_layers - 1 (layer 61 of 61): present, and not run here.
+    int mtp = Math.max(0, cfg.intOr("num_nextn_predict_layers", 0));
+    if (w.has("model.layers." + (nLayers + mtp) + ".input_layernorm.weight")) {
+      throw cfg.bad("num_hidden_layers", "is " + nLayers + (mtp > 0 ? " (and num_nextn_predict_layers " + mtp + ")" : "")
+          + " but the checkpoint has a layer " + (nLayers + mtp));
     }
     ByteBuffer emb = w.bytes("model.embed_tokens.weight");
     FloatBuffer finalNorm = norm(w, "model.norm.weight", d, "hidden_size");
@@ -156,11 +161,11 @@ public final class Layers {
   }
 
   // F16 expert bytes become an f32 copy; other types pass through untouched.
-  private static ByteBuffer widen(ByteBuffer b, WeightType type, long elements) {
-    if (type != WeightType.F16) {
-      return b;
+  private static ByteBuffer widen(ModelWeights.Weight w, long elements) {
+    if (w.type() != WeightType.F16) {
+      return w.bytes();
     }
-    FloatBuffer f = ModelWeights.toF32(b, type, Math.toIntExact(elements));
+    FloatBuffer f = ModelWeights.toF32(w.bytes(), w.type(), Math.toIntExact(elements));
     ByteBuffer out = ByteBuffer.allocateDirect(Math.toIntExact(elements * 4)).order(ByteOrder.LITTLE_ENDIAN);
     out.asFloatBuffer().put(f);
     return out;

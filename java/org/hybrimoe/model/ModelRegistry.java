@@ -62,7 +62,7 @@ public final class ModelRegistry {
     ModelConfig cfg = ModelConfig.read(config);
     Architecture a = architecture(cfg);
     options.progressOrNone().progress("mapping weights", 0, 1);
-    ModelWeights w = ModelWeights.open(dir);
+    ModelWeights w = ModelWeights.open(dir, cfg);
     options.progressOrNone().progress("mapping weights", 1, 1);
     return build(a, cfg, w, options);
   }
@@ -71,7 +71,7 @@ public final class ModelRegistry {
   public static CausalLm load(Path config, Path safetensors, LoadOptions options) throws IOException {
     ModelConfig cfg = ModelConfig.read(config);
     Architecture a = architecture(cfg);
-    return build(a, cfg, ModelWeights.single(safetensors), options);
+    return build(a, cfg, ModelWeights.single(safetensors, cfg), options);
   }
 
   private static CausalLm build(Architecture a, ModelConfig cfg, ModelWeights w, LoadOptions options)

@@ -22,47 +22,81 @@ import org.hybrimoe.weights.SafetensorsFile;
  * The tensors of a checkpoint: one safetensors file, or the shards a
  * model.safetensors.index.json names (its weight_map: tensor -> shard file). Every file is
  * validated when opened ({@link SafetensorsFile}); tensors are handed out as mapped slices, never
- * copied, except small ones converted to f32 on request (norm weights, biases). Errors name the
- * file and the tensor. Thread-safe after opening; close to release the files.
+ * copied, except small ones converted to f32 on request (norm weights, biases) and FP8
+ * block-quantized weights, which {@link #weight} dequantizes to BF16 copies when the config
+ * declares them ({@link Fp8BlockDequant}). Errors name the file and the tensor. Thread-safe after
+ * opening; close to release the files.
  */
 public final class ModelWeights implements AutoCloseable {
+  /** A weight as the engine reads it: the bytes (mapped, or a dequantized copy) and their type. */
+  public record Weight(ByteBuffer bytes, WeightType type) {}
+
   private final List<SafetensorsFile> files;
   private final Map<String, SafetensorsFile> byTensor; // tensor name -> its file
+  private final ModelConfig config; // for FP8 quantization_config and its messages; null: none given
+  private final Fp8BlockDequant fp8; // null: the config declares no FP8 quantization
 
-  private ModelWeights(List<SafetensorsFile> files, Map<String, SafetensorsFile> byTensor) {
+  private ModelWeights(
+      List<SafetensorsFile> files, Map<String, SafetensorsFile> byTensor, ModelConfig config, Fp8BlockDequant fp8) {
     this.files = files;
     this.byTensor = byTensor;
+    this.config = config;
+    this.fp8 = fp8;
   }
 
-  /** Opens one safetensors file. */
+  // Read before any file is opened, so that a refused quantization_config leaves nothing open.
+  private static Fp8BlockDequant fp8Of(ModelConfig config) {
+    return config == null ? null : Fp8BlockDequant.of(config);
+  }
+
+  /** Opens one safetensors file (no config: FP8 tensors are refused). */
   public static ModelWeights single(Path file) throws IOException {
+    return single(file, null);
+  }
+
+  /** Opens one safetensors file of a model with this config (its quantization_config applies). */
+  public static ModelWeights single(Path file, ModelConfig config) throws IOException {
+    Fp8BlockDequant fp8 = fp8Of(config);
     SafetensorsFile f = SafetensorsFile.open(file);
     Map<String, SafetensorsFile> map = new LinkedHashMap<>();
     for (String name : f.tensors().keySet()) {
       map.put(name, f);
     }
-    return new ModelWeights(List.of(f), map);
+    return new ModelWeights(List.of(f), map, config, fp8);
+  }
+
+  /** As {@link #open(Path, ModelConfig)} without a config (FP8 tensors are refused). */
+  public static ModelWeights open(Path dir) throws IOException {
+    return open(dir, null);
   }
 
   /**
    * Opens a model directory's weights: model.safetensors, or the shards listed by
    * model.safetensors.index.json (each shard must exist and hold the tensors mapped to it).
+   * The config's quantization_config, if any, says how FP8 weights are scaled; one this loader
+   * cannot read is refused here, naming the field.
    */
-  public static ModelWeights open(Path dir) throws IOException {
+  public static ModelWeights open(Path dir, ModelConfig config) throws IOException {
     Path single = dir.resolve("model.safetensors");
     Path index = dir.resolve("model.safetensors.index.json");
     if (Files.isRegularFile(index)) {
-      return sharded(index);
+      return sharded(index, config);
     }
     if (Files.isRegularFile(single)) {
-      return single(single);
+      return single(single, config);
     }
     throw new ModelFormatException(
         dir + ": neither model.safetensors nor model.safetensors.index.json is present");
   }
 
-  /** Opens the shards an index file names. */
+  /** Opens the shards an index file names (no config: FP8 tensors are refused). */
   public static ModelWeights sharded(Path index) throws IOException {
+    return sharded(index, null);
+  }
+
+  /** Opens the shards an index file names, for a model with this config. */
+  public static ModelWeights sharded(Path index, ModelConfig config) throws IOException {
+    Fp8BlockDequant fp8 = fp8Of(config);
     JsonNode root;
     try {
       root = new ObjectMapper().readTree(index.toFile());
@@ -102,7 +136,7 @@ public final class ModelWeights implements AutoCloseable {
         }
         byTensor.put(e.getKey(), f);
       }
-      return new ModelWeights(List.copyOf(opened), byTensor);
+      return new ModelWeights(List.copyOf(opened), byTensor, config, fp8);
     } catch (IOException | RuntimeException ex) {
       for (SafetensorsFile f : opened) {
         f.close();
@@ -136,12 +170,7 @@ public final class ModelWeights implements AutoCloseable {
    * fields imply the shape (for the message).
    */
   public WeightType check(String name, String why, long... shape) {
-    SafetensorsFile.Tensor t = tensor(name);
-    if (!Arrays.equals(t.shape(), shape)) {
-      throw new ModelFormatException(
-          fileOf(name) + ": tensor '" + name + "' has shape " + Arrays.toString(t.shape()) + " but "
-              + why + " implies " + Arrays.toString(shape));
-    }
+    SafetensorsFile.Tensor t = checkShape(name, why, shape);
     WeightType type = WeightType.ofSafetensors(t.dtype());
     if (type == null) {
       throw new ModelFormatException(
@@ -150,17 +179,107 @@ public final class ModelWeights implements AutoCloseable {
     return type;
   }
 
+  private SafetensorsFile.Tensor checkShape(String name, String why, long... shape) {
+    SafetensorsFile.Tensor t = tensor(name);
+    if (!Arrays.equals(t.shape(), shape)) {
+      throw new ModelFormatException(
+          fileOf(name) + ": tensor '" + name + "' has shape " + Arrays.toString(t.shape()) + " but "
+              + why + " implies " + Arrays.toString(shape));
+    }
+    return t;
+  }
+
+  /**
+   * A linear or expert weight of this shape ([out, in], or [E, out, in] packed) after checks:
+   * F32, BF16 and F16 are the mapped bytes (no copy); F8_E4M3 with its {@code <name>_scale_inv}
+   * under the config's FP8 quantization_config is dequantized to a new BF16 direct buffer (a copy
+   * of twice the checkpoint's bytes, owned by the returned Weight, not the page cache).
+   */
+  public Weight weight(String name, String why, long... shape) throws IOException {
+    SafetensorsFile.Tensor t = tensor(name);
+    if (!t.dtype().startsWith("F8_")) {
+      return new Weight(bytes(name), check(name, why, shape));
+    }
+    checkShape(name, why, shape);
+    if (!t.dtype().equals("F8_E4M3")) {
+      throw new ModelFormatException(
+          fileOf(name) + ": tensor '" + name + "' has dtype " + t.dtype()
+              + "; FP8 weights must be F8_E4M3 (block-quantized, quantization_config quant_method fp8)");
+    }
+    if (fp8 == null) {
+      throw new ModelFormatException(
+          fileOf(name) + ": tensor '" + name + "' is F8_E4M3 but "
+              + (config == null ? "no config was given" : config.path() + " has no quantization_config")
+              + "; FP8 weights need {\"quant_method\": \"fp8\", \"fmt\": \"e4m3\", \"weight_block_size\": [rows, cols]}");
+    }
+    return new Weight(dequantize(name, t), WeightType.BF16);
+  }
+
+  // The BF16 copy of an F8_E4M3 tensor [rows, cols], or [E, rows, cols] packed experts (the
+  // callers' shapes, already checked).
+  private ByteBuffer dequantize(String name, SafetensorsFile.Tensor t) throws IOException {
+    String scaleName = name + Fp8BlockDequant.SCALE_SUFFIX;
+    long[] shape = t.shape();
+    if (!has(scaleName)) {
+      throw new ModelFormatException(
+          fileOf(name) + ": tensor '" + name + "' is F8_E4M3 but its scales '" + scaleName + "' are missing");
+    }
+    SafetensorsFile.Tensor s = tensor(scaleName);
+    long[] want = fp8.scaleShape(shape);
+    if (!Arrays.equals(s.shape(), want)) {
+      throw new ModelFormatException(
+          fileOf(scaleName) + ": tensor '" + scaleName + "' has shape " + Arrays.toString(s.shape()) + " but '"
+              + name + "' " + Arrays.toString(shape) + " in blocks of weight_block_size [" + fp8.blockRows() + ", "
+              + fp8.blockCols() + "] (" + config.path().getFileName() + " quantization_config) implies "
+              + Arrays.toString(want));
+    }
+    WeightType scaleType = WeightType.ofSafetensors(s.dtype());
+    if (scaleType != WeightType.F32 && scaleType != WeightType.BF16) {
+      throw new ModelFormatException(
+          fileOf(scaleName) + ": tensor '" + scaleName + "' has dtype " + s.dtype() + "; FP8 scales must be F32 or BF16");
+    }
+    int count = shape.length == 3 ? Math.toIntExact(shape[0]) : 1;
+    int rows = Math.toIntExact(shape[shape.length - 2]);
+    int cols = Math.toIntExact(shape[shape.length - 1]);
+    long outBytes = 2 * t.elements();
+    if (outBytes > Integer.MAX_VALUE) {
+      throw new ModelFormatException(
+          fileOf(name) + ": FP8 tensor '" + name + "' would dequantize to " + outBytes + " bytes, above 2 GiB");
+    }
+    ByteBuffer out;
+    try {
+      out = ByteBuffer.allocateDirect((int) outBytes).order(ByteOrder.LITTLE_ENDIAN);
+    } catch (OutOfMemoryError e) {
+      // Direct memory is capped by -XX:MaxDirectMemorySize (default: the heap's maximum).
+      OutOfMemoryError more = new OutOfMemoryError(
+          fileOf(name) + ": no direct memory for the " + outBytes + "-byte BF16 copy of FP8 tensor '" + name
+              + "' (raise -XX:MaxDirectMemorySize): " + e.getMessage());
+      more.initCause(e);
+      throw more;
+    }
+    try {
+      fp8.toBf16(bytes(name), bytes(scaleName), scaleType, count, rows, cols, out);
+    } catch (IllegalArgumentException e) {
+      throw new ModelFormatException(
+          fileOf(name) + ": FP8 tensor '" + name + "' (scales '" + scaleName + "'): " + e.getMessage(), e);
+    }
+    return out;
+  }
+
   /** The tensor's bytes: a read-only little-endian mapping, no copy. */
   public ByteBuffer bytes(String name) throws IOException {
     tensor(name);
     return byTensor.get(name).bytes(name);
   }
 
-  /** A linear layer's weight [out, in] (and optional bias [out], read as f32) after checks. */
+  /**
+   * A linear layer's weight [out, in] (and optional bias [out], read as f32) after checks; FP8
+   * weights become BF16 copies ({@link #weight}).
+   */
   public Linear linear(String weight, String bias, int out, int in, String why) throws IOException {
-    WeightType type = check(weight, why, out, in);
+    Weight wt = weight(weight, why, out, in);
     FloatBuffer b = bias == null ? null : vector(bias, out, why);
-    return new Linear(bytes(weight), type, out, in, b);
+    return new Linear(wt.bytes(), wt.type(), out, in, b);
   }
 
   /**

@@ -14,29 +14,46 @@ import java.util.List;
 
 /**
  * Writes a safetensors file from f32 values, stored as F32, BF16 (round to nearest even) or F16
- * (round to nearest even). Tensors are laid out in the order added; the header is padded with
- * spaces to a multiple of 8 bytes, as HuggingFace's writer does. Not thread-safe.
+ * (round to nearest even), or from raw F8_E4M3 codes (the caller quantizes). Tensors are laid out
+ * in the order added; the header is padded with spaces to a multiple of 8 bytes, as HuggingFace's
+ * writer does. Not thread-safe.
  */
 public final class SafetensorsWriter {
-  private record Entry(String name, String dtype, long[] shape, float[] values) {}
+  // values for F32/BF16/F16, raw for F8_E4M3 (one byte per element).
+  private record Entry(String name, String dtype, long[] shape, float[] values, byte[] raw) {
+    long bytes() {
+      return raw != null ? raw.length : (long) values.length * (dtype.equals("F32") ? 4 : 2);
+    }
+  }
 
   private final List<Entry> entries = new ArrayList<>();
 
   /** Adds a tensor; values.length must equal the product of shape. dtype: F32, BF16 or F16. */
   public SafetensorsWriter add(String name, String dtype, float[] values, long... shape) {
+    checkCount(name, values.length, shape);
+    if (!dtype.equals("F32") && !dtype.equals("BF16") && !dtype.equals("F16")) {
+      throw new IllegalArgumentException("tensor '" + name + "': dtype must be F32, BF16 or F16, got " + dtype);
+    }
+    entries.add(new Entry(name, dtype, shape.clone(), values, null));
+    return this;
+  }
+
+  /** Adds an F8_E4M3 tensor from its codes, one byte per element (written as given). */
+  public SafetensorsWriter addF8E4m3(String name, byte[] codes, long... shape) {
+    checkCount(name, codes.length, shape);
+    entries.add(new Entry(name, "F8_E4M3", shape.clone(), null, codes));
+    return this;
+  }
+
+  private static void checkCount(String name, int count, long... shape) {
     long n = 1;
     for (long s : shape) {
       n = Math.multiplyExact(n, s);
     }
-    if (n != values.length) {
+    if (n != count) {
       throw new IllegalArgumentException(
-          "tensor '" + name + "': " + values.length + " values for shape " + java.util.Arrays.toString(shape));
+          "tensor '" + name + "': " + count + " values for shape " + java.util.Arrays.toString(shape));
     }
-    if (!dtype.equals("F32") && !dtype.equals("BF16") && !dtype.equals("F16")) {
-      throw new IllegalArgumentException("tensor '" + name + "': dtype must be F32, BF16 or F16, got " + dtype);
-    }
-    entries.add(new Entry(name, dtype, shape.clone(), values));
-    return this;
   }
 
   /** Writes the file (replacing it). */
@@ -52,7 +69,7 @@ public final class SafetensorsWriter {
       for (long s : e.shape()) {
         shape.add(s);
       }
-      long bytes = (long) e.values().length * (e.dtype().equals("F32") ? 4 : 2);
+      long bytes = e.bytes();
       t.putArray("data_offsets").add(offset).add(offset + bytes);
       offset += bytes;
     }
@@ -66,6 +83,10 @@ public final class SafetensorsWriter {
         out.write(' ');
       }
       for (Entry e : entries) {
+        if (e.raw() != null) {
+          out.write(e.raw());
+          continue;
+        }
         boolean f32 = e.dtype().equals("F32");
         ByteBuffer b = ByteBuffer.allocate(e.values().length * (f32 ? 4 : 2)).order(ByteOrder.LITTLE_ENDIAN);
         for (float v : e.values()) {

@@ -92,6 +92,32 @@ class LogitsCommandTest {
   }
 
   @Test
+  void makeModelWritesAnFp8ModelWithTheGivenBlockThatLogitsRuns(@TempDir Path tmp) throws Exception {
+    Path dir = tmp.resolve("fp8");
+    CommandLine mk = Main.commandLine();
+    mk.setOut(new PrintWriter(new StringWriter()));
+    assertEquals(0, mk.execute("make-model", "--arch", "deepseek_v3", "--layers", "2", "--vocab", "40",
+        "--dtype", "fp8", "--fp8-block", "16,8", "--out", dir.toString()));
+    JsonNode q = new ObjectMapper().readTree(dir.resolve("config.json").toFile()).get("quantization_config");
+    assertEquals("[16,8]", q.get("weight_block_size").toString());
+    CommandLine cl = Main.commandLine();
+    StringWriter out = new StringWriter();
+    cl.setOut(new PrintWriter(out));
+    assertEquals(0, cl.execute("logits", "--model", dir.toString(), "--tokens", "1,2,3", "--json", "--threads", "1"));
+    JsonNode logits = new ObjectMapper().readTree(out.toString()).get("logits");
+    assertEquals(40, logits.get(2).size());
+    for (JsonNode v : logits.get(2)) {
+      assertTrue(Double.isFinite(v.asDouble()), "logit " + v);
+    }
+    StringWriter err = new StringWriter();
+    CommandLine bad = Main.commandLine();
+    bad.setErr(new PrintWriter(err));
+    assertNotEquals(0, bad.execute("make-model", "--arch", "mixtral", "--dtype", "fp8", "--fp8-block", "16",
+        "--out", tmp.resolve("bad").toString()));
+    assertTrue(err.toString().contains("--fp8-block must be ROWS,COLS"), err.toString());
+  }
+
+  @Test
   void makeModelRejectsAnUnknownArchitecture(@TempDir Path tmp) {
     CommandLine cl = Main.commandLine();
     StringWriter err = new StringWriter();

@@ -67,4 +67,29 @@ class HybridModelTest {
       }
     }
   }
+
+  /**
+   * An FP8 checkpoint's experts and shared experts are bf16 copies in direct memory, not the
+   * mapped file: the emulated device loads and pins them as it does mapped bf16 weights.
+   */
+  @Test
+  void fp8CheckpointRunsThroughTheHybridExecutor(@TempDir Path dir) throws IOException {
+    ModelMaker.Spec s = ModelMaker.Spec.defaults("deepseek_v2");
+    ModelMaker.write(new ModelMaker.Spec(s.arch(), 3, s.hidden(), s.experts(), s.topK(), s.expertFf(), s.heads(),
+        s.kvHeads(), s.vocab(), s.sharedFf(), s.denseFf(), s.denseLayers(), s.kvLoraRank(), s.qLoraRank(), s.rope(),
+        s.nope(), s.vDim(), s.nShared(), s.routedScale(), s.normTopk(), s.yarn(), s.seed(), "FP8", false,
+        s.shards()), dir);
+    int[] prompt = {3, 14, 15, 9, 2, 6, 5};
+    int[] next = {35, 8, 9};
+    float[][] want = logits(dir, new LoadOptions(1, null, 32), prompt, next);
+    LoadOptions o = new LoadOptions(1, null, 32).withExecutors(
+        HybridExecutors.factory(PolicyBundle.HYBRIMOE, 0.5, HybridExecutors.DeviceKind.EMULATED, ExpertFormat.BF16));
+    double err = maxDiff(logits(dir, o, prompt, next), want);
+    assertTrue(err < 1e-4, "fp8 deepseek_v2 through the emulated device: " + err);
+    try (CausalLm m = ModelRegistry.load(dir, o)) {
+      for (int l = s.denseLayers(); l < 3; l++) {
+        assertTrue(m.experts().runsSharedExpert(l), "layer " + l + "'s shared experts are not on the device");
+      }
+    }
+  }
 }

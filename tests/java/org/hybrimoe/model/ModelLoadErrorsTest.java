@@ -174,6 +174,96 @@ class ModelLoadErrorsTest {
     assertMentions(loadFails(tmp), "model.safetensors.index.json", "model-00002-of-00003.safetensors", "does not exist");
   }
 
+  // An FP8 mixtral whose first weight read is layer 0's q_proj.
+  static Path makeFp8(Path dir) throws IOException {
+    ModelMaker.write(ReferenceModelTest.with(ModelMaker.Spec.defaults("mixtral"), 2, 64, 8, 2, "FP8", false, 1, 0,
+        false), dir);
+    return dir;
+  }
+
+  static final String Q = "model.layers.0.self_attn.q_proj.weight";
+
+  // Sets quantization_config.<field> to a JSON value (null: removes the field; field null: the
+  // whole quantization_config).
+  static void editQuantization(Path dir, String field, String json) throws IOException {
+    ObjectMapper m = new ObjectMapper();
+    ObjectNode c = (ObjectNode) m.readTree(dir.resolve("config.json").toFile());
+    if (field == null) {
+      c.remove("quantization_config");
+    } else if (json == null) {
+      ((ObjectNode) c.get("quantization_config")).remove(field);
+    } else {
+      ((ObjectNode) c.get("quantization_config")).set(field, m.readTree(json));
+    }
+    m.writeValue(dir.resolve("config.json").toFile(), c);
+  }
+
+  @Test
+  void fp8TensorWithoutQuantizationConfig(@TempDir Path tmp) throws IOException {
+    Path dir = makeFp8(tmp);
+    editQuantization(dir, null, null);
+    assertMentions(loadFails(dir), "model.safetensors", "'" + Q + "' is F8_E4M3", "config.json has no quantization_config");
+  }
+
+  @Test
+  void unsupportedQuantizationConfigNamesTheField(@TempDir Path tmp) throws IOException {
+    Path dir = makeFp8(tmp);
+    editQuantization(dir, "quant_method", "\"fbgemm_fp8\"");
+    assertMentions(loadFails(dir), "config.json", "'quantization_config'", "fbgemm_fp8");
+    editQuantization(dir, "quant_method", "\"fp8\"");
+    editQuantization(dir, "fmt", "\"e5m2\"");
+    assertMentions(loadFails(dir), "config.json", "'quantization_config'", "fmt \"e5m2\"");
+    editQuantization(dir, "fmt", "\"e4m3\"");
+    for (String bad : new String[] {"[128]", "[128, 128, 1]", "\"128x128\"", "[0, 128]", "[128, 12.5]"}) {
+      editQuantization(dir, "weight_block_size", bad);
+      assertMentions(loadFails(dir), "config.json", "'quantization_config'", "weight_block_size must be two positive");
+    }
+    editQuantization(dir, "weight_block_size", null);
+    assertMentions(loadFails(dir), "config.json", "'quantization_config'", "has no weight_block_size");
+  }
+
+  @Test
+  void e5m2TensorIsRefused(@TempDir Path tmp) throws IOException {
+    Path dir = makeFp8(tmp);
+    String t = "\"" + Q + "\":{\"dtype\":\"";
+    patchHeader(dir.resolve("model.safetensors"), t + "F8_E4M3", t + "F8_E5M2");
+    assertMentions(loadFails(dir), "model.safetensors", Q, "F8_E5M2", "must be F8_E4M3");
+  }
+
+  @Test
+  void fp8ScalesMissingOrOfTheWrongDtypeOrShape(@TempDir Path tmp) throws IOException {
+    Path dir = makeFp8(tmp);
+    Path f = dir.resolve("model.safetensors");
+    byte[] intact = Files.readAllBytes(f);
+    patchHeader(f, "\"" + Q + "_scale_inv\"", "\"" + Q + "_scale_inx\"");
+    assertMentions(loadFails(dir), "model.safetensors", "'" + Q + "' is F8_E4M3 but its scales '" + Q + "_scale_inv' are missing");
+    Files.write(f, intact);
+    String t = "\"" + Q + "_scale_inv\":{\"dtype\":\"";
+    patchHeader(f, t + "F32", t + "I32");
+    assertMentions(loadFails(dir), "model.safetensors", Q + "_scale_inv' has dtype I32", "F32 or BF16");
+    Files.write(f, intact);
+    // q_proj [64, 64] in blocks [16, 16] needs scales [4, 4]; the file has [3, 2] for [24, 40].
+    editQuantization(dir, "weight_block_size", "[16, 16]");
+    assertMentions(loadFails(dir), "model.safetensors", Q + "_scale_inv' has shape [3, 2]", "[64, 64]",
+        "weight_block_size [16, 16]", "implies [4, 4]");
+  }
+
+  @Test
+  void nanCodeInAnFp8Weight(@TempDir Path tmp) throws IOException {
+    Path dir = makeFp8(tmp);
+    Path f = dir.resolve("model.safetensors");
+    long at;
+    try (org.hybrimoe.weights.SafetensorsFile st = org.hybrimoe.weights.SafetensorsFile.open(f)) {
+      byte[] b = Files.readAllBytes(f);
+      long n = ByteBuffer.wrap(b, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+      at = 8 + n + st.tensor(Q).begin() + 5 * 64 + 7; // row 5, column 7
+    }
+    byte[] b = Files.readAllBytes(f);
+    b[(int) at] = (byte) 0xff;
+    Files.write(f, b);
+    assertMentions(loadFails(dir), "model.safetensors", Q, "NaN code", "row 5");
+  }
+
   @Test
   void noWeightsAtAll(@TempDir Path tmp) throws IOException {
     Path dir = make(tmp, "mixtral");

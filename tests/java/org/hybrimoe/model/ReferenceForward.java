@@ -16,11 +16,17 @@ import org.hybrimoe.weights.SafetensorsFile;
  * classes): reads config.json and the safetensors of a model directory and recomputes every
  * position from scratch (no KV cache), following ../shared/docs/MODELS.md. For mixtral,
  * qwen2_moe, qwen3_moe, olmoe, deepseek_v2 (greedy softmax routing, optional YaRN) and
- * deepseek_v3 (sigmoid, noaux_tc group-limited routing with the correction bias).
+ * deepseek_v3 (sigmoid, noaux_tc group-limited routing with the correction bias). FP8
+ * block-quantized weights (F8_E4M3 with {@code <name>_scale_inv}, config quantization_config) are
+ * decoded here from the e4m3 spec, scaled per block and rounded to bf16, the weights the loader's
+ * BF16 copies should hold.
  */
 final class ReferenceForward {
   private final JsonNode c;
   private final Map<String, double[]> w = new HashMap<>();
+  // FP8 tensors read so far (name -> shape), holding their unscaled e4m3 values until every file,
+  // and so every scale tensor, has been read.
+  private final Map<String, long[]> fp8 = new java.util.LinkedHashMap<>();
   private final String type;
   private final int d;
   private final double eps;
@@ -41,6 +47,52 @@ final class ReferenceForward {
     } else {
       read(dir.resolve("model.safetensors"));
     }
+    for (Map.Entry<String, long[]> e : fp8.entrySet()) {
+      scaleFp8(e.getKey(), e.getValue());
+    }
+  }
+
+  // w[..., i, j] * scale_inv[..., i / bs0, j / bs1], then f32 as the product is computed, then bf16.
+  private void scaleFp8(String name, long[] shape) {
+    JsonNode bs = c.get("quantization_config").get("weight_block_size");
+    int b0 = bs.get(0).asInt();
+    int b1 = bs.get(1).asInt();
+    int n = shape.length;
+    int count = n == 3 ? (int) shape[0] : 1;
+    int rows = (int) shape[n - 2];
+    int cols = (int) shape[n - 1];
+    int sRows = (rows + b0 - 1) / b0;
+    int sCols = (cols + b1 - 1) / b1;
+    double[] v = t(name);
+    double[] s = t(name + "_scale_inv");
+    for (int m = 0; m < count; m++) {
+      for (int i = 0; i < rows; i++) {
+        for (int j = 0; j < cols; j++) {
+          int at = (m * rows + i) * cols + j;
+          v[at] = bf16((float) (v[at] * s[(m * sRows + i / b0) * sCols + j / b1]));
+        }
+      }
+    }
+  }
+
+  /** An OCP e4m3fn code's value from the spec: S.EEEE.MMM, bias 7, subnormal at E = 0, S.1111.111 NaN. */
+  static double e4m3(int code) {
+    int e = (code >> 3) & 15;
+    int m = code & 7;
+    if (e == 15 && m == 7) {
+      return Double.NaN;
+    }
+    double v = e == 0 ? m * Math.pow(2, -9) : (8 + m) * Math.pow(2, e - 10);
+    return (code & 0x80) != 0 ? -v : v;
+  }
+
+  /** f rounded to 8 significant bits (bf16), ties to even, by scaling to an integer and rint. */
+  static double bf16(float f) {
+    if (f == 0 || !Float.isFinite(f)) {
+      return f;
+    }
+    double ulp = Math.pow(2, Math.max(Math.getExponent(f), -126) - 7);
+    return Math.rint(f / ulp) * ulp;
   }
 
   private void read(Path file) throws IOException {
@@ -53,10 +105,14 @@ final class ReferenceForward {
             case "F32" -> b.getFloat(4 * i);
             case "BF16" -> Float.intBitsToFloat((b.getShort(2 * i) & 0xffff) << 16);
             case "F16" -> half(b.getShort(2 * i));
+            case "F8_E4M3" -> e4m3(b.get(i) & 0xff);
             default -> throw new IllegalArgumentException(t.dtype());
           };
         }
         w.put(t.name(), v);
+        if (t.dtype().equals("F8_E4M3")) {
+          fp8.put(t.name(), t.shape());
+        }
       }
     }
   }

@@ -18,7 +18,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The engine against {@link ReferenceForward} (plain-Java float64, no native code) on
  * make-model outputs of every architecture, at two sizes, packed and classic expert layouts,
- * f32 / bf16 / f16 weights, one file and shards; DeepSeek also with q-lora and YaRN. The engine
+ * f32 / bf16 / f16 / fp8 (block-quantized, dequantized at load) weights, one file and shards;
+ * DeepSeek also with q-lora and YaRN. The engine
  * runs a prefill of 6 tokens then 3 KV-cached decode steps; every position's logits must agree
  * within 1e-5 of max(1, max |logit|). Random norms, biases and routed_scaling_factor 1.5 make
  * conventions the HF fixtures cannot see (norm weights, bias, scaling) show.
@@ -52,7 +53,33 @@ class ReferenceModelTest {
     ModelMaker.Spec ds = ModelMaker.Spec.defaults("deepseek_v2");
     out.add(Arguments.of("deepseek_v2 q-lora yarn", with(ds, 2, 64, 8, 2, "F32", true, 1, 12, true)));
     out.add(Arguments.of("deepseek_v2 q-lora yarn bf16 classic", with(ds, 3, 64, 8, 3, "BF16", false, 2, 12, true)));
-    return out.stream();
+    // FP8: make-model's small-model blocks [24, 40] (partial blocks at both edges of most matrices),
+    // and power-of-two [16, 16] blocks on a larger sharded model (scales beside their weights).
+    for (String arch : ModelMaker.ARCHITECTURES) {
+      out.add(Arguments.of(arch + " small classic fp8", with(ModelMaker.Spec.defaults(arch), 2, 64, 8, 2, "FP8", false,
+          1, 0, false)));
+    }
+    for (String arch : new String[] {"mixtral", "qwen3_moe", "deepseek_v2"}) {
+      out.add(Arguments.of(arch + " larger packed fp8 sharded 16x16", with(ModelMaker.Spec.defaults(arch), 3, 96, 6, 3,
+          "FP8", true, 3, 0, false), new int[] {16, 16}));
+    }
+    out.add(Arguments.of("deepseek_v2 q-lora yarn fp8 packed", with(ds, 2, 64, 8, 2, "FP8", true, 1, 12, true)));
+    // Cases given as (name, spec) take make-model's default FP8 block: a null third argument.
+    return out.stream().map(a -> a.get().length == 2 ? Arguments.of(a.get()[0], a.get()[1], null) : a);
+  }
+
+  /** Writes spec into dir, FP8 with fp8Block when not null (else make-model's default block). */
+  static void write(ModelMaker.Spec spec, int[] fp8Block, Path dir) throws IOException {
+    if (fp8Block == null) {
+      ModelMaker.write(spec, dir);
+    } else {
+      ModelMaker.write(spec, dir, fp8Block[0], fp8Block[1]);
+    }
+  }
+
+  /** The tolerance for a dtype: bf16 weights (fp8 ones become bf16) where activations round to bf16. */
+  static double tolerance(String dtype) {
+    return ("BF16".equals(dtype) || "FP8".equals(dtype)) && roundsActivationsToBf16() ? TOL_BF16_ACTIVATIONS : TOL;
   }
 
   static ModelMaker.Spec with(
@@ -66,8 +93,9 @@ class ReferenceModelTest {
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
-  void engineAgreesWithFloat64Reference(String name, ModelMaker.Spec spec, @TempDir Path dir) throws IOException {
-    ModelMaker.write(spec, dir);
+  void engineAgreesWithFloat64Reference(String name, ModelMaker.Spec spec, int[] fp8Block, @TempDir Path dir)
+      throws IOException {
+    write(spec, fp8Block, dir);
     assertEquals(spec.shards() > 1, Files.exists(dir.resolve("model.safetensors.index.json")));
     int[] ids = new int[9];
     SplittableRandom r = new SplittableRandom(spec.seed());
@@ -92,21 +120,63 @@ class ReferenceModelTest {
           scale = Math.max(scale, Math.abs(ref[t][i]));
         }
       }
-      double tol = "BF16".equals(spec.dtype()) && roundsActivationsToBf16() ? TOL_BF16_ACTIVATIONS : TOL;
+      double tol = tolerance(spec.dtype());
       System.out.printf("reference %s: max error %.3g (scale %.3g, tolerance %.0e)%n", name, err, scale, tol);
       assertTrue(err < tol * scale, name + ": max abs error " + err + " vs float64 reference");
     }
   }
 
   /**
-   * Where the bf16 kernels round activations (AVX-512 with bf16), the same bf16 model must still
-   * agree tightly through the AVX2 kernels, which keep activations in f32: the looser tolerance
-   * above is the rounding, not a hidden error.
+   * FP8 experts dequantized to bf16 at load then converted to int8 or int4 (LoadOptions'
+   * expertFormat on top): the layers hold the requested format and the logits stay within the
+   * conversion's own error of the float64 reference (ExpertConversionTest's tolerances).
    */
-  @org.junit.jupiter.api.Test
-  void bf16WeightsAgreeTightlyWhenActivationsStayF32(@TempDir Path dir) throws IOException {
+  @ParameterizedTest(name = "{0} {1}")
+  @org.junit.jupiter.params.provider.CsvSource({
+    "mixtral, INT8, 0.01", "qwen3_moe, INT8, 0.01", "deepseek_v2, INT8, 0.01", "deepseek_v2, INT4, 0.06"
+  })
+  void fp8ExpertsConvertedAtLoadStayNearTheReference(String arch, org.hybrimoe.expert.ExpertFormat format, double tol,
+      @TempDir Path dir) throws IOException {
+    ModelMaker.Spec spec = with(ModelMaker.Spec.defaults(arch), 2, 64, 8, 2, "FP8", false, 1, 0, false);
+    ModelMaker.write(spec, dir);
+    int[] ids = {5, 17, 3, 40, 22, 9};
+    double[][] ref = new ReferenceForward(dir).forward(ids);
+    for (org.hybrimoe.expert.ExpertFormat f : new org.hybrimoe.expert.ExpertFormat[] {null, format}) {
+      try (CausalLm m = ModelRegistry.load(dir, new LoadOptions(2, f, 32));
+          Session s = m.newSession(8)) {
+        // Unconverted, the dequantized experts are borrowed as bf16.
+        assertEquals(f == null ? org.hybrimoe.expert.ExpertFormat.BF16 : f,
+            ((CpuMoeExecutor) m.experts()).layer(m.numLayers() - 1).format());
+        float[][] got = s.forward(ids);
+        double err = 0;
+        double scale = 1;
+        for (int t = 0; t < ids.length; t++) {
+          for (int i = 0; i < ref[t].length; i++) {
+            err = Math.max(err, Math.abs(got[t][i] - ref[t][i]));
+            scale = Math.max(scale, Math.abs(ref[t][i]));
+          }
+        }
+        double limit = f == null ? tolerance("FP8") : tol;
+        System.out.printf("reference %s fp8 experts as %s: max error %.3g (scale %.3g, tolerance %.0e)%n", arch,
+            f == null ? "BF16" : f, err, scale, limit);
+        assertTrue(err < limit * scale, arch + " fp8 as " + f + ": max abs error " + err);
+        if (f != null) {
+          assertTrue(err > TOL * scale, "conversion changed nothing: were the experts converted?");
+        }
+      }
+    }
+  }
+
+  /**
+   * Where the bf16 kernels round activations (AVX-512 with bf16), the same bf16 model (and an fp8
+   * one, bf16 after load) must still agree tightly through the AVX2 kernels, which keep
+   * activations in f32: the looser tolerance above is the rounding, not a hidden error.
+   */
+  @ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"BF16", "FP8"})
+  void bf16WeightsAgreeTightlyWhenActivationsStayF32(String dtype, @TempDir Path dir) throws IOException {
     org.junit.jupiter.api.Assumptions.assumeTrue(roundsActivationsToBf16(), "activations stay f32 here already");
-    ModelMaker.Spec spec = with(ModelMaker.Spec.defaults("mixtral"), 2, 64, 8, 2, "BF16", false, 1, 0, false);
+    ModelMaker.Spec spec = with(ModelMaker.Spec.defaults("mixtral"), 2, 64, 8, 2, dtype, false, 1, 0, false);
     ModelMaker.write(spec, dir);
     int[] ids = {5, 9, 2, 7};
     double[][] ref = new ReferenceForward(dir).forward(ids);
@@ -122,10 +192,38 @@ class ReferenceModelTest {
           scale = Math.max(scale, Math.abs(ref[t][i]));
         }
       }
-      assertTrue(err < TOL * scale, "bf16 weights through AVX2: max abs error " + err);
+      assertTrue(err < TOL * scale, dtype + " weights through AVX2: max abs error " + err);
     } finally {
       org.hybrimoe.nativeapi.Native.forceKernelVariant(before);
     }
+  }
+
+  /**
+   * DeepSeek-V3/R1 checkpoints hold their multi-token-prediction module as one layer past
+   * num_hidden_layers (num_nextn_predict_layers 1): it is skipped, not refused, and the model is
+   * the first num_hidden_layers layers; a layer beyond both is still refused.
+   */
+  @org.junit.jupiter.api.Test
+  void deepseekV3MtpLayerPastTheLastIsIgnored(@TempDir Path dir) throws IOException {
+    ModelMaker.write(with(ModelMaker.Spec.defaults("deepseek_v3"), 3, 64, 8, 2, "FP8", false, 1, 0, false), dir);
+    ModelLoadErrorsTest.editConfig(dir, "num_hidden_layers", 2); // layer 2 plays the MTP module
+    ModelLoadErrorsTest.editConfig(dir, "num_nextn_predict_layers", 1);
+    int[] ids = {3, 1, 4, 1, 5};
+    double[][] ref = new ReferenceForward(dir).forward(ids); // runs num_hidden_layers layers
+    try (CausalLm m = ModelRegistry.load(dir, new LoadOptions(1, null, 32));
+        Session s = m.newSession(8)) {
+      assertEquals(2, m.numLayers());
+      float[][] got = s.forward(ids);
+      for (int t = 0; t < ids.length; t++) {
+        for (int i = 0; i < ref[t].length; i++) {
+          assertTrue(Math.abs(got[t][i] - ref[t][i]) < tolerance("FP8") * 4, "position " + t + " logit " + i);
+        }
+      }
+    }
+    ModelLoadErrorsTest.editConfig(dir, "num_nextn_predict_layers", 0);
+    Exception e = org.junit.jupiter.api.Assertions.assertThrows(ModelFormatException.class,
+        () -> ModelRegistry.load(dir, new LoadOptions(1, null, 32)).close());
+    assertTrue(e.getMessage().contains("'num_hidden_layers' is 2 but the checkpoint has a layer 2"), e.getMessage());
   }
 
   @org.junit.jupiter.api.Test
