@@ -1,8 +1,6 @@
 // The engine's work-stealing pool; see internal/pool.hpp.
 #include "internal/pool.hpp"
 
-#include <sched.h>
-
 #include <chrono>
 
 namespace {
@@ -10,25 +8,6 @@ inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
-}
-
-using Clock = std::chrono::steady_clock;
-
-// Waits until done() holds: pause-spins up to spin_us, then yields the core up to yield_us;
-// false if it still does not hold (the caller then sleeps).
-template <typename Done>
-bool spin_then_yield(const Done& done, int spin_us, int yield_us) {
-  const auto start = Clock::now();
-  for (int i = 0;; ++i) {
-    if (done()) return true;
-    if ((i & 63) != 63) {
-      cpu_relax();
-      continue;
-    }
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-    if (us > yield_us) return false;
-    if (us > spin_us) sched_yield();
-  }
 }
 }  // namespace
 
@@ -72,21 +51,24 @@ void ThreadPool::participate(int id) {
 void ThreadPool::worker_main(int id) {
   uint64_t seen = 0;
   for (;;) {
-    if (!spin_then_yield([&] { return generation_.load(std::memory_order_acquire) != seen; }, kWorkerSpinUs,
-                         kWorkerYieldUs)) {
+    // Spin a little for the next call (see the header), then sleep.
+    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    bool got = false;
+    for (int i = 0; !got; ++i) {
+      got = generation_.load(std::memory_order_acquire) != seen;
+      if (!got && (i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) break;
+      cpu_relax();
+    }
+    {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_) return;
+      seen = generation_.load(std::memory_order_relaxed);
     }
-    const uint64_t g = generation_.load(std::memory_order_acquire);
-    seen = g;
-    // Join g unless the caller has closed it (then every index is taken and fn_ may be gone; a
-    // worker that slept through several calls sees a later closed_, hence <, not !=).
-    inside_.fetch_add(1, std::memory_order_seq_cst);
-    if (closed_.load(std::memory_order_seq_cst) < g) participate(id);
-    if (inside_.fetch_sub(1, std::memory_order_seq_cst) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);  // under mu_: a caller about to sleep cannot miss it
-      done_.notify_one();
+    participate(id);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--running_ == 0) done_.notify_one();
     }
   }
 }
@@ -104,24 +86,19 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
     slots_[size_t(s)].end = n * (s + 1) / p;
   }
   failed_.store(false);
-  uint64_t g;
   {
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = &fn;
     error_ = nullptr;
-    g = generation_.fetch_add(1, std::memory_order_release) + 1;
+    running_ = p - 1;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  participate(0);  // returns when every index is claimed (by us or by joined workers)
-  closed_.store(g, std::memory_order_seq_cst);
-  const auto none_inside = [&] { return inside_.load(std::memory_order_seq_cst) == 0; };
-  if (!spin_then_yield(none_inside, kCallerSpinUs, kCallerYieldUs)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, none_inside);
-  }
+  participate(0);
   std::exception_ptr err;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [&] { return running_ == 0; });
     fn_ = nullptr;
     err = error_;
     error_ = nullptr;

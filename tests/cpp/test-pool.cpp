@@ -1,7 +1,7 @@
 // The engine's worker pool (internal/pool.hpp): every index of every call runs exactly once, with
 // workers awake, asleep, preempted (tasks that sleep) and more threads than cores; a task's
-// exception reaches the caller and leaves the pool usable. The join/close protocol is what this
-// guards: a late worker must never run an index of a closed call or of the next one.
+// exception reaches the caller and leaves the pool usable. It guards the wake/join protocol: a
+// late worker must never run an index of a finished call or of the next one.
 #include <atomic>
 #include <chrono>
 #include <cstdio>

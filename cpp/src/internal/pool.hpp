@@ -6,18 +6,9 @@
 // steals single indices from the others' ranges (atomic fetch_add on the victim's cursor), so an
 // uneven split (experts with many tokens next to experts with one) still balances.
 //
-// Joining: a worker takes part in a call only if it joins before the caller closes the call.
-// The caller closes it once every index is claimed (it steals what nobody took), then waits for
-// the workers that joined. A worker that is asleep or preempted when the call is issued therefore
-// never delays it: on a busy machine the caller does the work alone instead of waiting for a
-// thread the OS has not scheduled. (Join and close are a Dekker pair of seq_cst operations.)
-//
-// Waking: a decode step issues a hundred-odd short calls (every dense linear, the attention, each
-// MoE phase) a few microseconds apart, and a futex sleep plus wake-up costs tens of microseconds
-// on each side, as long as the work on small matrices. So a worker that finishes a call spins
-// for the next one (pause for kWorkerSpinUs, then sched_yield up to kWorkerYieldUs, which lets
-// other runnable threads on its core go first), then sleeps; the caller waiting for joined
-// workers spins, then yields, then sleeps, likewise.
+// Waking: a worker that finishes a call spins briefly (about 50 us) watching for the next one
+// before it sleeps on the condition variable, because the operator issues several calls back to
+// back (gate/up, down, combine) and a futex wake-up per call costs tens of microseconds.
 //
 // Thread-safety: one parallel_for at a time per pool (the engine serializes runs); fn must not
 // call parallel_for on the same pool. The first exception thrown by fn is rethrown to the caller
@@ -38,11 +29,6 @@ namespace hmoe {
 
 class ThreadPool {
  public:
-  static constexpr int kWorkerSpinUs = 100;
-  static constexpr int kWorkerYieldUs = 1000;
-  static constexpr int kCallerSpinUs = 50;
-  static constexpr int kCallerYieldUs = 500;
-
   // threads: participants including the caller (>= 1); threads - 1 workers are started.
   explicit ThreadPool(int threads);
   ~ThreadPool();
@@ -64,10 +50,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  std::atomic<uint64_t> generation_{0};  // the current call; written under mu_
-  std::atomic<uint64_t> closed_{0};      // the last call closed to joining
-  std::atomic<int> inside_{0};           // workers that joined the current call and are in it
-  bool stop_ = false;                    // guarded by mu_
+  std::atomic<uint64_t> generation_{0};  // written under mu_ (release); spinners read it
+  int running_ = 0;          // workers still inside the current generation, guarded by mu_
+  bool stop_ = false;
   const std::function<void(int64_t)>* fn_ = nullptr;
   std::atomic<bool> failed_{false};
   std::exception_ptr error_;  // first failure, guarded by mu_
