@@ -148,7 +148,8 @@ void quantize_rows(const float* src, int64_t in, int64_t r0, int64_t r1, int32_t
 // ---- the operator ----------------------------------------------------------------------------
 
 // kAvx2Q: AVX2 int4 with per-token int8 activations (VPMADDUBSW); other AVX2 formats widen to f32.
-enum class Path { kScalar, kAvx2, kAvx2Q, kAvx512, kAvx512Bf16, kAvx512Vnni };
+// kAvx2Bf16: bf16 weights on AVX2, which also prepares the permuted rows of its one-token kernel.
+enum class Path { kScalar, kAvx2, kAvx2Bf16, kAvx2Q, kAvx512, kAvx512Bf16, kAvx512Vnni };
 
 Path choose_path(int32_t format) {
   const int v = hmoe::kernel_variant();
@@ -167,7 +168,7 @@ Path choose_path(int32_t format) {
 #endif
 #ifdef HMOE_HAVE_AVX2
   if (v >= HMOE_KERNEL_AVX2 && (f & HMOE_CPU_AVX2))
-    return format == HMOE_FORMAT_INT4 ? Path::kAvx2Q : Path::kAvx2;
+    return format == HMOE_FORMAT_INT4 ? Path::kAvx2Q : format == HMOE_FORMAT_BF16 ? Path::kAvx2Bf16 : Path::kAvx2;
 #endif
   (void)f;
   (void)v;
@@ -183,7 +184,8 @@ void matmul(Path p, const hmoe::cpu::MatView& m, int64_t r0, int64_t r1, const h
     case Path::kAvx512Vnni: hmoe::cpu::matmul_avx512_vnni(m, r0, r1, x, n, y, ldy); return;
 #endif
 #ifdef HMOE_HAVE_AVX2
-    case Path::kAvx2: hmoe::cpu::matmul_avx2(m, r0, r1, x, n, y, ldy); return;
+    case Path::kAvx2:
+    case Path::kAvx2Bf16: hmoe::cpu::matmul_avx2(m, r0, r1, x, n, y, ldy); return;
     case Path::kAvx2Q: hmoe::cpu::matmul_avx2_q(m, r0, r1, x, n, y, ldy); return;
 #endif
     default: hmoe::cpu::matmul_scalar(m, r0, r1, x, n, y, ldy); return;
@@ -195,19 +197,23 @@ void matmul(Path p, const hmoe::cpu::MatView& m, int64_t r0, int64_t r1, const h
 struct Acts {
   int64_t ld = 0;
   std::vector<float> f32;
+  std::vector<float> f32p;  // kAvx2Bf16: f32 permuted for the one-token kernel
   std::vector<uint16_t> bf16;
   std::vector<uint8_t> qu;
   std::vector<float> qscale;
   hmoe::cpu::ActView view() const {
-    return {f32.data(), bf16.empty() ? nullptr : bf16.data(), qu.empty() ? nullptr : qu.data(),
+    return {f32.data(), f32p.empty() ? nullptr : f32p.data(), bf16.empty() ? nullptr : bf16.data(),
+            qu.empty() ? nullptr : qu.data(),
             qscale.empty() ? nullptr : qscale.data(), ld};
   }
 };
 
-// Derives row r's bf16 or qu form from its f32 form (K valid values).
+// Derives row r's permuted, bf16 or qu form from its f32 form (K valid values).
 void derive_row(Path p, Acts& a, int64_t r, int64_t K) {
   const float* x = a.f32.data() + r * a.ld;
-  if (p == Path::kAvx512Bf16) {
+  if (p == Path::kAvx2Bf16) {
+    hmoe::cpu::permute_for_bf16(x, a.f32p.data() + r * a.ld, a.ld);
+  } else if (p == Path::kAvx512Bf16) {
     uint16_t* o = a.bf16.data() + r * a.ld;
 #ifdef HMOE_HAVE_AVX512
     hmoe::cpu::f32_to_bf16_avx512(x, o, a.ld);
@@ -229,6 +235,7 @@ void derive_row(Path p, Acts& a, int64_t r, int64_t K) {
 void alloc_acts(Path p, Acts& a, int64_t rows, int64_t K) {
   a.ld = round_up(K, 128);
   a.f32.assign(size_t(rows * a.ld), 0.0f);
+  if (p == Path::kAvx2Bf16) a.f32p.assign(size_t(rows * a.ld), 0.0f);
   if (p == Path::kAvx512Bf16) a.bf16.assign(size_t(rows * a.ld), 0);
   if (p == Path::kAvx512Vnni || p == Path::kAvx2Q) {
     a.qu.assign(size_t(rows * a.ld), 128);
@@ -333,6 +340,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
       u.resize(size_t(nr * nt));
       hmoe::cpu::ActView xv = axv;
       xv.f32 += tk.t0 * ax.ld;
+      if (xv.f32p) xv.f32p += tk.t0 * ax.ld;
       if (xv.bf16) xv.bf16 += tk.t0 * ax.ld;
       if (xv.qu) xv.qu += tk.t0 * ax.ld, xv.qscale += tk.t0;
       matmul(path, L->mat(tk.e, HMOE_PROJ_GATE), tk.r0, tk.r1, xv, int(nt), g.data(), nr);
@@ -384,7 +392,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
   }
 
   // 4. H in the down path's form
-  if (path == Path::kAvx512Bf16 || path == Path::kAvx512Vnni || path == Path::kAvx2Q)
+  if (path == Path::kAvx2Bf16 || path == Path::kAvx512Bf16 || path == Path::kAvx512Vnni || path == Path::kAvx2Q)
     pool.parallel_for((R + blk - 1) / blk, [&](int64_t b) {
       for (int64_t r = b * blk; r < std::min(R, (b + 1) * blk); ++r) derive_row(path, ah, r, ff);
     });
@@ -397,6 +405,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
     const Task& tk = down_tasks[size_t(i)];
     hmoe::cpu::ActView hv = ahv;
     hv.f32 += tk.t0 * ah.ld;
+    if (hv.f32p) hv.f32p += tk.t0 * ah.ld;
     if (hv.bf16) hv.bf16 += tk.t0 * ah.ld;
     if (hv.qu) hv.qu += tk.t0 * ah.ld, hv.qscale += tk.t0;
     matmul(path, L->mat(tk.e, HMOE_PROJ_DOWN), tk.r0, tk.r1, hv, int(tk.t1 - tk.t0),

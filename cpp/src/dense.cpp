@@ -203,7 +203,15 @@ int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t 
       const int64_t es = w_dtype == HMOE_DTYPE_F32 ? 4 : 2;
       const hmoe::cpu::MatView m{w, nullptr, out, in, in * es, 0,
                                  w_dtype == HMOE_DTYPE_F32 ? HMOE_FORMAT_F32 : HMOE_FORMAT_BF16, 0};
-      const hmoe::cpu::ActView a{xp.data(), nullptr, nullptr, nullptr, ld};
+      // One token against bf16 weights on AVX2 also gets the permuted copy its kernel reads.
+      std::vector<float> xperm;
+#ifdef HMOE_HAVE_AVX2
+      if (n == 1 && w_dtype == HMOE_DTYPE_BF16 && kernel == &hmoe::cpu::matmul_avx2) {
+        xperm.resize(size_t(ld));
+        hmoe::cpu::permute_for_bf16(xp.data(), xperm.data(), ld);
+      }
+#endif
+      const hmoe::cpu::ActView a{xp.data(), xperm.empty() ? nullptr : xperm.data(), nullptr, nullptr, nullptr, ld};
       run_on(engine, (out + rows - 1) / rows, double(n) * double(in) * double(out), [&](int64_t c) {
         const int64_t r0 = c * rows, r1 = std::min(out, r0 + rows);
         kernel(m, r0, r1, a, int(n), y + r0, out);  // y[t, r] for r in [r0, r1)

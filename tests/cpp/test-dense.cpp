@@ -236,6 +236,8 @@ int main() {
       continue;
     }
     test_linear(eng, 5, 37, 70);     // inline
+    test_linear(eng, 1, 37, 70);     // one token (AVX2 bf16: the permuted kernel and its K tail)
+    test_linear(eng, 1, 1000, 131);  // one token through the pool, K % 32 = 8, rows % 4 = 3
     test_linear(eng, 9, 200, 150);   // pool
     ++tested;
   }

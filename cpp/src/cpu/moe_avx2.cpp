@@ -166,6 +166,55 @@ void dot_int4_q(const uint8_t* row, const float* scales, int64_t nblk, int group
   for (int t = 0; t < NT; ++t) out[t] = hsum8(acc[t]);
 }
 
+// bf16 weights against one token whose activations come permuted per 16-value block (f32p):
+// 16 bf16 weights (32 bytes) split into their even values (<< 16) and odd values (& 0xffff0000)
+// with one instruction each, instead of two widenings of 8, against the block's 8 even and 8 odd
+// activations; NR rows share every activation load. The row lines kPrefetch bytes ahead are
+// prefetched: one core's demand misses alone stay well under its share of DRAM bandwidth (on the
+// dev box's EPYC a 1024-wide gemv streamed 8 GB/s without, 10-11 GB/s with, against 16 GB/s for
+// a plain read). The K % 16 tail runs on the unpermuted f32 row.
+constexpr int64_t kPrefetch = 2048;
+
+template <int NR>
+void dot_bf16_perm(const uint8_t* row0, int64_t row_bytes, int64_t K, const float* xp, const float* x,
+                   float* out) {
+  const __m256i odd = _mm256_set1_epi32(int(0xFFFF0000u));
+  __m256 ae[NR], ao[NR];
+  for (int r = 0; r < NR; ++r) ae[r] = ao[r] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {  // 64 bytes of each row: one prefetch per row and line
+    for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(row0 + r * row_bytes + 2 * k + kPrefetch), _MM_HINT_T0);
+    for (int h = 0; h < 32; h += 16) {
+      const __m256 xe = _mm256_loadu_ps(xp + k + h), xo = _mm256_loadu_ps(xp + k + h + 8);
+      for (int r = 0; r < NR; ++r) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row0 + r * row_bytes + 2 * (k + h)));
+        ae[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, ae[r]);
+        ao[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, odd)), xo, ao[r]);
+      }
+    }
+  }
+  for (; k + 16 <= K; k += 16) {
+    const __m256 xe = _mm256_loadu_ps(xp + k), xo = _mm256_loadu_ps(xp + k + 8);
+    for (int r = 0; r < NR; ++r) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row0 + r * row_bytes + 2 * k));
+      ae[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, ae[r]);
+      ao[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, odd)), xo, ao[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    float s = hsum8(_mm256_add_ps(ae[r], ao[r]));
+    for (int64_t kk = k; kk < K; ++kk) s += load1<HMOE_FORMAT_BF16>(row0 + r * row_bytes, kk) * x[kk];
+    out[r] = s;
+  }
+}
+
+void rows_bf16_one_token(const MatView& m, int64_t r0, int64_t r1, const ActView& x, float* y) {
+  const auto* w = static_cast<const uint8_t*>(m.w);
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) dot_bf16_perm<4>(w + r * m.row_bytes, m.row_bytes, m.K, x.f32p, x.f32, y + (r - r0));
+  for (; r < r1; ++r) dot_bf16_perm<1>(w + r * m.row_bytes, m.row_bytes, m.K, x.f32p, x.f32, y + (r - r0));
+}
+
 template <int FMT>
 void rows_dense(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
                 int64_t ldy) {
@@ -258,7 +307,13 @@ void matmul_avx2(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int
                  int64_t ldy) {
   switch (m.format) {
     case HMOE_FORMAT_F32: rows_dense<HMOE_FORMAT_F32>(m, r0, r1, x, n, y, ldy); break;
-    case HMOE_FORMAT_BF16: rows_dense<HMOE_FORMAT_BF16>(m, r0, r1, x, n, y, ldy); break;
+    case HMOE_FORMAT_BF16:
+      if (n == 1 && x.f32p != nullptr) {
+        rows_bf16_one_token(m, r0, r1, x, y);
+      } else {
+        rows_dense<HMOE_FORMAT_BF16>(m, r0, r1, x, n, y, ldy);
+      }
+      break;
     case HMOE_FORMAT_INT8: rows_dense<HMOE_FORMAT_INT8>(m, r0, r1, x, n, y, ldy); break;
     case HMOE_FORMAT_INT4: rows_int4(m, r0, r1, x, n, y, ldy); break;
     default: break;

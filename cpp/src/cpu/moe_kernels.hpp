@@ -26,6 +26,8 @@ struct MatView {
 
 // Activations of n tokens, prepared once per call by the operator (cpu_moe.cpp):
 //  f32   [n, ld] f32, zero-padded from K to ld (ld a multiple of 128): scalar, AVX2, AVX-512 f32.
+//  f32p  [n, ld] the f32 rows permuted per 16-value block as permute_for_bf16 writes them, or
+//        null: AVX2 bf16 weights against one token (dot_bf16_perm in moe_avx2.cpp).
 //  bf16  [n, ld] bf16 bits, zero-padded: AVX-512 bf16 weights (VDPBF16PS).
 //  qu    [n, ld] uint8 = q + 128, q = round(x / qscale[t]) in -127..127 per token (symmetric),
 //        padded with 128 (q = 0): AVX-512 VNNI int8/int4, AVX2 int4. VPDPBUSD multiplies u8 by s8, so the
@@ -33,11 +35,17 @@ struct MatView {
 //        with ones that every token of the row shares.
 struct ActView {
   const float* f32;
+  const float* f32p;
   const uint16_t* bf16;
   const uint8_t* qu;
   const float* qscale;
   int64_t ld;
 };
+
+// dst[16b + j] = src[16b + 2j] and dst[16b + 8 + j] = src[16b + 2j + 1] for j < 8, every block b
+// of [ld] (ld a multiple of 16): the order in which an AVX2 register of 16 bf16 weights splits
+// into even and odd values with one shift and one mask (f32p above).
+void permute_for_bf16(const float* src, float* dst, int64_t ld);
 
 // Row r of m widened to f32 exactly, into dst [K] (scalar; the dequantization reference).
 void widen_row(const MatView& m, int64_t r, float* dst);

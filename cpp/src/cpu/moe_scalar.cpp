@@ -10,6 +10,14 @@
 
 namespace hmoe::cpu {
 
+void permute_for_bf16(const float* src, float* dst, int64_t ld) {
+  for (int64_t b = 0; b + 16 <= ld; b += 16)
+    for (int j = 0; j < 8; ++j) {
+      dst[b + j] = src[b + 2 * j];
+      dst[b + 8 + j] = src[b + 2 * j + 1];
+    }
+}
+
 void widen_row(const MatView& m, int64_t r, float* dst) {
   const auto* base = static_cast<const uint8_t*>(m.w) + r * m.row_bytes;
   switch (m.format) {
