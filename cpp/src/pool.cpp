@@ -66,9 +66,9 @@ void ThreadPool::worker_main(int id) {
       seen = generation_.load(std::memory_order_relaxed);
     }
     participate(id);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--running_ == 0) done_.notify_one();
+    if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // under mu_: a caller about to sleep cannot miss it
+      done_.notify_one();
     }
   }
 }
@@ -90,15 +90,21 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = &fn;
     error_ = nullptr;
-    running_ = p - 1;
+    running_.store(p - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   participate(0);
+  // The workers usually finish within microseconds of the caller: spin for them before sleeping.
+  const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+  for (int i = 0; running_.load(std::memory_order_acquire) != 0; ++i) {
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) break;
+    cpu_relax();
+  }
   std::exception_ptr err;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [&] { return running_ == 0; });
+    done_.wait(lock, [&] { return running_.load(std::memory_order_acquire) == 0; });
     fn_ = nullptr;
     err = error_;
     error_ = nullptr;
