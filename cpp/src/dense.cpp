@@ -126,6 +126,65 @@ void require_dim(const char* name, int64_t v) {
     hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "%s must be in 1..2^31, got %lld", name, (long long)v);
 }
 
+
+// y[t, h, r] (at y + t * ldy_t + h * ldy_h + r) = x[t, h, :] (at x + t * ldx_t + h * ldx_h) . W_h[r, :]
+// (+ bias[r]) for t < n, h < heads, r < out; W_h [out, in] at w + h * w_head_stride elements.
+// Every (head, row chunk) is a task of one pool call, so per-head products that are each too
+// small for the pool (MLA's absorbed W_uk^T and W_uv) still share it.
+void linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t heads, int64_t in, int64_t ldx_t,
+                  int64_t ldx_h, const void* w, int32_t w_dtype, int64_t w_head_stride, int64_t out,
+                  const float* bias, float* y, int64_t ldy_t, int64_t ldy_h) {
+  const int64_t es = w_dtype == HMOE_DTYPE_F32 ? 4 : 2;
+  const auto head_w = [&](int64_t h) { return static_cast<const char*>(w) + h * w_head_stride * es; };
+  // Rows per task: enough tasks to balance, few enough that widening a row is amortized.
+  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(64, out * heads / (4 * engine->threads)));
+  const int64_t chunks = (out + rows - 1) / rows;
+  const double work = double(n) * double(in) * double(out) * double(heads);
+  if (RowKernel kernel = vector_kernel(w_dtype)) {
+    // Activations as the row kernels read them: [heads, n, ld] f32, zero-padded to a multiple of 128.
+    const int64_t ld = (in + 127) / 128 * 128;
+    std::vector<float> xp(static_cast<size_t>(heads * n * ld), 0.0f);
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t t = 0; t < n; ++t)
+        std::memcpy(xp.data() + (h * n + t) * ld, x + t * ldx_t + h * ldx_h, size_t(in) * 4);
+    // One token against bf16 weights on AVX2 also gets the permuted copy its kernel reads.
+    std::vector<float> xperm;
+#ifdef HMOE_HAVE_AVX2
+    if (n == 1 && w_dtype == HMOE_DTYPE_BF16 && kernel == &hmoe::cpu::matmul_avx2) {
+      xperm.resize(size_t(heads * ld));
+      for (int64_t h = 0; h < heads; ++h) hmoe::cpu::permute_for_bf16(xp.data() + h * ld, xperm.data() + h * ld, ld);
+    }
+#endif
+    const int32_t fmt = w_dtype == HMOE_DTYPE_F32 ? HMOE_FORMAT_F32 : HMOE_FORMAT_BF16;
+    run_on(engine, heads * chunks, work, [&](int64_t c) {
+      const int64_t h = c / chunks, r0 = (c % chunks) * rows, r1 = std::min(out, r0 + rows);
+      const hmoe::cpu::MatView m{head_w(h), nullptr, out, in, in * es, 0, fmt, 0};
+      const hmoe::cpu::ActView a{xp.data() + h * n * ld, xperm.empty() ? nullptr : xperm.data() + h * ld, nullptr,
+                                 nullptr, nullptr, ld};
+      float* yh = y + h * ldy_h;
+      kernel(m, r0, r1, a, int(n), yh + r0, ldy_t);  // yh[t * ldy_t + r] for r in [r0, r1)
+      if (bias != nullptr)
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t r = r0; r < r1; ++r) yh[t * ldy_t + r] += bias[r];
+    });
+    return;
+  }
+  run_on(engine, heads * chunks, work, [&](int64_t c) {
+    const int64_t h = c / chunks, r0 = (c % chunks) * rows, r1 = std::min(out, r0 + rows);
+    std::vector<float> wr(static_cast<size_t>(in));
+    for (int64_t r = r0; r < r1; ++r) {
+      widen_row(head_w(h), w_dtype, r, in, wr.data());
+      const float b = bias != nullptr ? bias[r] : 0.0f;
+      for (int64_t t = 0; t < n; ++t) y[t * ldy_t + h * ldy_h + r] = dot(x + t * ldx_t + h * ldx_h, wr.data(), in) + b;
+    }
+  });
+}
+
+void require_dtype(int32_t w_dtype) {
+  if (w_dtype != HMOE_DTYPE_F32 && w_dtype != HMOE_DTYPE_BF16 && w_dtype != HMOE_DTYPE_F16)
+    hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "w_dtype must be HMOE_DTYPE_F32, _BF16 or _F16, got %d", w_dtype);
+}
+
 }  // namespace
 
 // Layer-major storage: layer l's keys are [max_seq, n_kv, k_dim] at k[l * max_seq * n_kv * k_dim].
@@ -189,47 +248,43 @@ int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t 
     HMOE_REQUIRE_NONNEG(n);
     require_dim("in", in);
     require_dim("out", out);
-    if (w_dtype != HMOE_DTYPE_F32 && w_dtype != HMOE_DTYPE_BF16 && w_dtype != HMOE_DTYPE_F16)
-      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "w_dtype must be HMOE_DTYPE_F32, _BF16 or _F16, got %d", w_dtype);
+    require_dtype(w_dtype);
     if (n == 0) return;
     if (n > INT32_MAX) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "n must fit in int32, got %lld", (long long)n);
-    // Rows per task: enough tasks to balance, few enough that widening a row is amortized.
-    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(64, out / (4 * engine->threads)));
-    if (RowKernel kernel = vector_kernel(w_dtype)) {
-      // Activations as the row kernels read them: [n, ld] f32, zero-padded to a multiple of 128.
-      const int64_t ld = (in + 127) / 128 * 128;
-      std::vector<float> xp(static_cast<size_t>(n * ld), 0.0f);
-      for (int64_t t = 0; t < n; ++t) std::memcpy(xp.data() + t * ld, x + t * in, size_t(in) * 4);
-      const int64_t es = w_dtype == HMOE_DTYPE_F32 ? 4 : 2;
-      const hmoe::cpu::MatView m{w, nullptr, out, in, in * es, 0,
-                                 w_dtype == HMOE_DTYPE_F32 ? HMOE_FORMAT_F32 : HMOE_FORMAT_BF16, 0};
-      // One token against bf16 weights on AVX2 also gets the permuted copy its kernel reads.
-      std::vector<float> xperm;
-#ifdef HMOE_HAVE_AVX2
-      if (n == 1 && w_dtype == HMOE_DTYPE_BF16 && kernel == &hmoe::cpu::matmul_avx2) {
-        xperm.resize(size_t(ld));
-        hmoe::cpu::permute_for_bf16(xp.data(), xperm.data(), ld);
-      }
-#endif
-      const hmoe::cpu::ActView a{xp.data(), xperm.empty() ? nullptr : xperm.data(), nullptr, nullptr, nullptr, ld};
-      run_on(engine, (out + rows - 1) / rows, double(n) * double(in) * double(out), [&](int64_t c) {
-        const int64_t r0 = c * rows, r1 = std::min(out, r0 + rows);
-        kernel(m, r0, r1, a, int(n), y + r0, out);  // y[t, r] for r in [r0, r1)
-        if (bias != nullptr)
-          for (int64_t t = 0; t < n; ++t)
-            for (int64_t r = r0; r < r1; ++r) y[t * out + r] += bias[r];
-      });
-      return;
-    }
-    run_on(engine, (out + rows - 1) / rows, double(n) * double(in) * double(out), [&](int64_t c) {
-      std::vector<float> wr(static_cast<size_t>(in));
-      const int64_t r1 = std::min(out, (c + 1) * rows);
-      for (int64_t r = c * rows; r < r1; ++r) {
-        widen_row(w, w_dtype, r, in, wr.data());
-        const float b = bias != nullptr ? bias[r] : 0.0f;
-        for (int64_t t = 0; t < n; ++t) y[t * out + r] = dot(x + t * in, wr.data(), in) + b;
-      }
-    });
+    linear_heads(engine, x, n, 1, in, in, 0, w, w_dtype, 0, out, bias, y, out, 0);
+  });
+}
+
+int hmoe_dense_linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t heads, int64_t in,
+                            int64_t ldx_token, int64_t ldx_head, const void* w, int32_t w_dtype,
+                            int64_t w_head_stride, int64_t out, float* y, int64_t ldy_token, int64_t ldy_head) {
+  return hmoe::guarded("hmoe_dense_linear_heads", [&] {
+    HMOE_REQUIRE_PTR(engine);
+    HMOE_REQUIRE_PTR(x);
+    HMOE_REQUIRE_PTR(w);
+    HMOE_REQUIRE_PTR(y);
+    HMOE_REQUIRE_NONNEG(n);
+    require_dim("heads", heads);
+    require_dim("in", in);
+    require_dim("out", out);
+    require_dtype(w_dtype);
+    HMOE_REQUIRE_NONNEG(ldx_token);
+    HMOE_REQUIRE_NONNEG(ldx_head);
+    HMOE_REQUIRE_NONNEG(w_head_stride);
+    HMOE_REQUIRE_NONNEG(ldy_token);
+    HMOE_REQUIRE_NONNEG(ldy_head);
+    if (n == 0) return;
+    if (n > INT32_MAX) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "n must fit in int32, got %lld", (long long)n);
+    // Outputs are written concurrently: distinct (token, head) rows must not overlap, which holds
+    // for token-major [n, heads, out] and head-major [heads, n, out] layouts and their padding.
+    const bool token_major = (heads == 1 || ldy_head >= out) && (n == 1 || ldy_token >= heads * std::max(ldy_head, out));
+    const bool head_major = (n == 1 || ldy_token >= out) && (heads == 1 || ldy_head >= n * std::max(ldy_token, out));
+    if (!token_major && !head_major)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT,
+                 "output rows overlap: ldy_token %lld, ldy_head %lld for %lld tokens, %lld heads of %lld",
+                 (long long)ldy_token, (long long)ldy_head, (long long)n, (long long)heads, (long long)out);
+    linear_heads(engine, x, n, heads, in, ldx_token, ldx_head, w, w_dtype, w_head_stride, out, nullptr, y,
+                 ldy_token, ldy_head);
   });
 }
 

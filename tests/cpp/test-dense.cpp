@@ -222,6 +222,53 @@ void test_shared_kv_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int6
   CHECK(hmoe_kv_cache_create_shared_kv(1, 2, 1, kd, vd, nullptr) == HMOE_ERR_INVALID_ARGUMENT);
 }
 
+// Per-head linears in one call (MLA's absorbed products): token-major and head-major outputs with
+// padding, inputs strided like MLA's q rows, weights of every dtype at a head stride wider than a
+// head (as W_uv's slices of kv_b_proj), against double references; overlapping outputs refused.
+void test_linear_heads(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t in, int64_t out) {
+  const int64_t ldx_h = in + 3, ldx_t = heads * ldx_h, wstride = out * in + 7 * in;  // gaps everywhere
+  std::vector<float> x = randv(size_t(n * ldx_t));
+  std::uniform_int_distribution<int> ki(-64, 64);
+  std::vector<float> w(size_t((heads - 1) * wstride + out * in));
+  for (auto& v : w) v = float(ki(rng)) / 64.0f;  // exact in f32, bf16 and f16
+  std::vector<uint16_t> wb(w.size()), wh(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = hmoe::f32_to_bf16(w[i]), wh[i] = to_f16(w[i]);
+  const void* ws[3] = {w.data(), wb.data(), wh.data()};
+  const int32_t dts[3] = {HMOE_DTYPE_F32, HMOE_DTYPE_BF16, HMOE_DTYPE_F16};
+  for (int layout = 0; layout < 2; ++layout) {
+    // token-major [n, heads, out + 2] or head-major [heads, n, out + 1]
+    const int64_t ldy_h = layout == 0 ? out + 2 : n * (out + 1), ldy_t = layout == 0 ? heads * (out + 2) : out + 1;
+    std::vector<double> ref(size_t(n * heads * (out + 2) + n * heads * (out + 1)), 0.0);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t r = 0; r < out; ++r) {
+          double s = 0;
+          for (int64_t i = 0; i < in; ++i) s += double(x[size_t(t * ldx_t + h * ldx_h + i)]) * w[size_t(h * wstride + r * in + i)];
+          ref[size_t(t * ldy_t + h * ldy_h + r)] = s;
+        }
+    for (int k = 0; k < 3; ++k) {
+      std::vector<float> y(ref.size(), 0.0f);
+      CHECK_OK(hmoe_dense_linear_heads(eng, x.data(), n, heads, in, ldx_t, ldx_h, ws[k], dts[k], wstride, out,
+                                       y.data(), ldy_t, ldy_h));
+      double err = 0;
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t r = 0; r < out; ++r) {
+            const size_t at = size_t(t * ldy_t + h * ldy_h + r);
+            err = std::max(err, std::fabs(double(y[at]) - ref[at]));
+          }
+      if (err > 1e-5) std::fprintf(stderr, "linear_heads layout %d dtype %d: max error %g\n", layout, dts[k], err);
+      CHECK(err < 1e-5 * std::sqrt(double(in) / 37.0));
+    }
+  }
+  std::vector<float> y(size_t(n * heads * out + out));
+  if (n > 1 && heads > 1)  // head rows out apart but tokens only out apart too: overlap
+    CHECK(hmoe_dense_linear_heads(eng, x.data(), n, heads, in, ldx_t, ldx_h, w.data(), HMOE_DTYPE_F32, wstride,
+                                  out, y.data(), out, out) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(hmoe_dense_linear_heads(eng, x.data(), n, 0, in, ldx_t, ldx_h, w.data(), HMOE_DTYPE_F32, wstride, out,
+                                y.data(), heads * out, out) == HMOE_ERR_INVALID_ARGUMENT);
+}
+
 }  // namespace
 
 int main() {
@@ -239,6 +286,9 @@ int main() {
     test_linear(eng, 1, 37, 70);     // one token (AVX2 bf16: the permuted kernel and its K tail)
     test_linear(eng, 1, 1000, 131);  // one token through the pool, K % 32 = 8, rows % 4 = 3
     test_linear(eng, 9, 200, 150);   // pool
+    test_linear_heads(eng, 1, 5, 37, 33);     // one token, inline
+    test_linear_heads(eng, 1, 16, 128, 130);  // one token through the pool (MLA-like heads)
+    test_linear_heads(eng, 3, 4, 70, 21);     // several tokens
     ++tested;
   }
   hmoe_kernel_variant_force(-1);

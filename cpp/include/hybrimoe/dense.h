@@ -35,6 +35,17 @@ HMOE_API int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n,
                                const void* w, int32_t w_dtype, int64_t out, const float* bias,
                                float* y);
 
+/* Per-head linears in one call (heads do not share weights; DeepSeek MLA's absorbed products):
+ *   y[t * ldy_token + h * ldy_head + r] = sum_i x[t * ldx_token + h * ldx_head + i] * W_h[r, i]
+ * for t < n, h < heads, r < out, i < in; W_h [out, in] in w_dtype at w + h * w_head_stride
+ * elements. The (token, head) output rows must not overlap (token-major [n, heads, out] or
+ * head-major [heads, n, out], padding allowed): HMOE_ERR_INVALID_ARGUMENT otherwise. All heads
+ * share one pass over the engine's pool. */
+HMOE_API int hmoe_dense_linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t heads,
+                                     int64_t in, int64_t ldx_token, int64_t ldx_head, const void* w,
+                                     int32_t w_dtype, int64_t w_head_stride, int64_t out, float* y,
+                                     int64_t ldy_token, int64_t ldy_head);
+
 /* RMSNorm per row, in place allowed (y == x): y[r] = w * x[r] / sqrt(mean(x[r]^2) + eps).
  *   x, y [n, dim] f32 with row strides x_stride, y_stride (elements, >= dim)
  *   w    [dim] f32 or NULL (no weight). Runs on the calling thread (cheap next to a linear). */

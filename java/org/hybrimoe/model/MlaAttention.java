@@ -25,7 +25,9 @@ import org.hybrimoe.ops.DenseOps.RopeStyle;
  * attention sum by linearity. W_uv_h is read in place (a slice of kv_b_proj); W_uk_h^T [rank,
  * nope] is transposed once at load, in the checkpoint's dtype: H*nope*rank elements per layer
  * (the size of kv_b_proj's key half; 2 MiB per layer in bf16 for V2-Lite). The per-head products
- * are H linears each way per step (heads do not share a weight), batched over the step's tokens.
+ * (heads do not share a weight) are one native call each way per step, all heads and tokens in
+ * one pass over the engine's pool ({@link DenseOps#linearHeads}); as H calls of one small matrix
+ * each they ran single-threaded below the pool's threshold and paid a JNI crossing per head.
  *
  * <p>The cache is key-only ({@link org.hybrimoe.ops.KvCache#createSharedKv}): the value is read
  * from the key's first rank floats, so c is stored once: (rank + rope) floats per position per
@@ -46,8 +48,9 @@ public final class MlaAttention implements Attention {
   private final Linear qB; // [H*(nope+rope), qRank]
   private final Linear kvA; // [rank + rope, d]
   private final FloatBuffer kvANorm; // [rank]
-  private final Linear[] ukT; // per head W_uk_h^T [rank, nope], transposed copies
-  private final Linear[] uv; // per head W_uv_h [vd, rank], slices of kv_b_proj
+  private final ByteBuffer ukT; // [H, rank, nope]: per head W_uk_h^T, transposed copies
+  private final ByteBuffer uv; // kv_b_proj from head 0's W_uv: W_uv_h [vd, rank] every (nope+vd)*rank elements
+  private final DenseOps.WeightType kvType;
   private final Linear o; // [d, H*vd]
   private final int heads;
   private final int nope;
@@ -83,13 +86,15 @@ public final class MlaAttention implements Attention {
     this.invFreq = DenseOps.floats(invFreq.length).put(invFreq).flip();
     this.ropeScale = ropeScale;
     this.softmaxScale = softmaxScale;
-    this.ukT = new Linear[heads];
-    this.uv = new Linear[heads];
-    splitKvB(kvB);
+    this.kvType = kvB.type();
+    this.ukT = transposedUk(kvB);
+    int es = kvB.type().bytes();
+    ByteBuffer w = kvB.weight();
+    this.uv = w.slice(w.position() + nope * rank * es, heads * (nope + vd) * rank * es - nope * rank * es);
   }
 
-  /** Per head: W_uv_h as a slice of kv_b_proj, W_uk_h^T as a transposed copy (same dtype). */
-  private void splitKvB(Linear kvB) {
+  /** Per head W_uk_h^T [rank, nope] (same dtype), heads one after the other. */
+  private ByteBuffer transposedUk(Linear kvB) {
     int es = kvB.type().bytes();
     ByteBuffer w = kvB.weight();
     int base = w.position();
@@ -107,13 +112,9 @@ public final class MlaAttention implements Attention {
           System.arraycopy(row, r * es, t, (r * nope + i) * es, es);
         }
       }
-      int off = h * rank * nope * es;
-      all.put(off, t);
-      ukT[h] = new Linear(all.slice(off, rank * nope * es), kvB.type(), rank, nope, null);
-      uv[h] =
-          new Linear(
-              w.slice(base + (rows + nope) * rank * es, vd * rank * es), kvB.type(), vd, rank, null);
+      all.put(h * rank * nope * es, t);
     }
+    return all;
   }
 
   /** One shared latent head per position. */
@@ -165,41 +166,16 @@ public final class MlaAttention implements Attention {
         invFreq, ropeScale, RopeStyle.INTERLEAVED);
     // q'[n, H, rank + rope]: W_uk_h^T q_nope_h, then the rotated q_pe_h.
     FloatBuffer qa = ctx.floats(Scratch.Slot.Q_ABSORBED, (long) n * heads * aw);
-    FloatBuffer hx = ctx.floats(Scratch.Slot.HEAD_X, (long) n * Math.max(nope, rank));
-    FloatBuffer hy = ctx.floats(Scratch.Slot.HEAD_Y, (long) n * Math.max(rank, vd));
-    for (int h = 0; h < heads; h++) {
-      perHead(ctx, ukT[h], qb, h * qk, heads * qk, qa, h * aw, heads * aw, n, hx, hy);
-      for (int t = 0; t < n; t++) {
-        qa.put((t * heads + h) * aw + rank, qb, (t * heads + h) * qk + nope, rope);
-      }
+    DenseOps.linearHeads(ctx.engine(), qb, n, heads, nope, heads * qk, qk, ukT, kvType, (long) rank * nope, rank,
+        qa, heads * aw, aw);
+    for (int t = 0; t < n * heads; t++) {
+      qa.put(t * aw + rank, qb, t * qk + nope, rope);
     }
     FloatBuffer lat = ctx.floats(Scratch.Slot.LATENT_OUT, (long) n * heads * rank);
     DenseOps.attention(ctx.engine(), ctx.cache(), layer, qa, key, null, n, heads, softmaxScale, lat);
     FloatBuffer att = ctx.floats(Scratch.Slot.ATTENDED, (long) n * heads * vd);
-    for (int h = 0; h < heads; h++) {
-      perHead(ctx, uv[h], lat, h * rank, heads * rank, att, h * vd, heads * vd, n, hx, hy);
-    }
+    DenseOps.linearHeads(ctx.engine(), lat, n, heads, rank, heads * rank, rank, uv, kvType, (long) (nope + vd) * rank,
+        vd, att, heads * vd, vd);
     o.apply(ctx.engine(), att, n, out);
-  }
-
-  /**
-   * Row t of dst at dstOff + t*dstStride = w applied to row t of src at srcOff + t*srcStride, for
-   * t < n. One token reads and writes in place; more are gathered into hx and scattered from hy
-   * (bulk copies) so that one linear covers all n rows.
-   */
-  private static void perHead(
-      ForwardContext ctx, Linear w, FloatBuffer src, int srcOff, int srcStride, FloatBuffer dst,
-      int dstOff, int dstStride, int n, FloatBuffer hx, FloatBuffer hy) {
-    if (n == 1) {
-      w.apply(ctx.engine(), src.slice(srcOff, w.in()), 1, dst.slice(dstOff, w.out()));
-      return;
-    }
-    for (int t = 0; t < n; t++) {
-      hx.put(t * w.in(), src, srcOff + t * srcStride, w.in());
-    }
-    w.apply(ctx.engine(), hx, n, hy);
-    for (int t = 0; t < n; t++) {
-      dst.put(dstOff + t * dstStride, hy, t * w.out(), w.out());
-    }
   }
 }

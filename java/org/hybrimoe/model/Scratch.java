@@ -32,8 +32,6 @@ final class Scratch {
     KV_LATENT, // MLA: cached key [n, rank + rope] (kv_a_proj_with_mqa output, normed and roped)
     Q_ABSORBED, // MLA: absorbed queries [n, H, rank + rope]
     LATENT_OUT, // MLA: attention output in latent space [n, H, rank]
-    HEAD_X, // MLA: one head's rows gathered for a per-head linear
-    HEAD_Y, // MLA: that linear's output before scattering
     ROUTER_LOGITS, // MoeBlock
     EXPERT_IDS, // MoeBlock
     EXPERT_WEIGHTS, // MoeBlock

@@ -350,6 +350,13 @@ public final class HmoeNative {
       @Cast("int64_t") long in, @Cast("const void*") ByteBuffer w, int wDtype,
       @Cast("int64_t") long out, @Cast("const float*") FloatBuffer bias, @Cast("float*") FloatBuffer y);
 
+  public static native int hmoe_dense_linear_heads(
+      hmoe_engine_t engine, @Cast("const float*") FloatBuffer x, @Cast("int64_t") long n,
+      @Cast("int64_t") long heads, @Cast("int64_t") long in, @Cast("int64_t") long ldxToken,
+      @Cast("int64_t") long ldxHead, @Cast("const void*") ByteBuffer w, int wDtype,
+      @Cast("int64_t") long wHeadStride, @Cast("int64_t") long out, @Cast("float*") FloatBuffer y,
+      @Cast("int64_t") long ldyToken, @Cast("int64_t") long ldyHead);
+
   public static native int hmoe_dense_rmsnorm(
       @Cast("const float*") FloatBuffer x, @Cast("int64_t") long n, @Cast("int64_t") long dim,
       @Cast("int64_t") long xStride, @Cast("const float*") FloatBuffer w, float eps,

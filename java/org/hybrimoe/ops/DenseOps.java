@@ -92,6 +92,32 @@ public final class DenseOps {
   }
 
   /**
+   * Per-head linears in one native call: for t < n, h < heads, y[t*ldyToken + h*ldyHead + r] =
+   * x[t*ldxToken + h*ldxHead + :] . W_h[r, :], W_h [out, in] of {@code type} at w's position +
+   * h * wHeadStride elements. Output rows of different (token, head) must not overlap.
+   */
+  public static void linearHeads(
+      Engine engine, FloatBuffer x, int n, int heads, int in, int ldxToken, int ldxHead, ByteBuffer w,
+      WeightType type, long wHeadStride, int out, FloatBuffer y, int ldyToken, int ldyHead) {
+    if (n < 0 || heads < 1 || in < 1 || out < 1 || ldxToken < 0 || ldxHead < 0 || wHeadStride < 0
+        || ldyToken < 0 || ldyHead < 0) {
+      throw new IllegalArgumentException("linearHeads: negative stride or empty shape (n " + n + ", heads " + heads
+          + ", in " + in + ", out " + out + ")");
+    }
+    if (n == 0) {
+      return;
+    }
+    Native.requireDirect("x", x, (long) (n - 1) * ldxToken + (long) (heads - 1) * ldxHead + in);
+    Native.requireDirect("w", w, ((heads - 1) * wHeadStride + (long) out * in) * type.bytes());
+    Native.requireDirect("y", y, (long) (n - 1) * ldyToken + (long) (heads - 1) * ldyHead + out);
+    Native.check(
+        "hmoe_dense_linear_heads",
+        HmoeNative.hmoe_dense_linear_heads(
+            engine.handle(), x.slice(), n, heads, in, ldxToken, ldxHead, w.slice(), type.code, wHeadStride, out,
+            y.slice(), ldyToken, ldyHead));
+  }
+
+  /**
    * RMSNorm of n rows of dim values (row strides in elements); y may be x (in place).
    *
    * @param w [dim] or null for no weight
