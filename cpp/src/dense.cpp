@@ -18,6 +18,7 @@
 #include <mutex>
 #include <vector>
 
+#include "cpu/attn_kernels.hpp"
 #include "cpu/moe_kernels.hpp"
 #include "internal/bf16.hpp"
 #include "internal/cpu.hpp"
@@ -111,6 +112,13 @@ RowKernel vector_kernel(int32_t w_dtype) {
 // it costs tens of microseconds, more than a small decode-step operation takes on one core.
 constexpr double kInlineWork = 32768;
 
+// Positions per attention task (hmoe_dense_attention): long contexts split into this many so
+// that even a single KV head (MLA) spreads over the pool; a chunk's keys stay in L2 between the
+// score and value passes (256 x 576 floats = 576 KiB for V2-Lite's latent).
+constexpr int64_t kChunk = 256;
+// Floats of partial softmax results one attention call holds at most (4 MiB).
+constexpr int64_t kPartialFloats = int64_t(1) << 20;
+
 // Runs fn(0..tasks-1) on the engine's pool, or inline when the whole call is `work` small.
 void run_on(hmoe_engine_t* engine, int64_t tasks, double work, const std::function<void(int64_t)>& fn) {
   if (work < kInlineWork || engine->threads <= 1) {
@@ -178,6 +186,37 @@ void linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t head
       for (int64_t t = 0; t < n; ++t) y[t * ldy_t + h * ldy_h + r] = dot(x + t * ldx_t + h * ldx_h, wr.data(), in) + b;
     }
   });
+}
+
+// Scalar attention kernels (attn_kernels.hpp has the contract); the AVX2 ones when the CPU has it.
+void attn_scores_scalar(const float* q, int64_t nq, int64_t q_stride, const float* k0, int64_t k_stride, int64_t nk,
+                        int64_t kd, float scale, float* out, int64_t out_stride) {
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t j = 0; j < nk; ++j) out[i * out_stride + j] = scale * dot(q + i * q_stride, k0 + j * k_stride, kd);
+}
+
+void attn_values_scalar(const float* p, int64_t nq, int64_t p_stride, const float* v0, int64_t v_stride, int64_t nv,
+                        int64_t vd, float* acc, int64_t acc_stride) {
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t j = 0; j < nv; ++j) {
+      const float pj = p[i * p_stride + j];
+      const float* vj = v0 + j * v_stride;
+      float* a = acc + i * acc_stride;
+      for (int64_t e = 0; e < vd; ++e) a[e] += pj * vj[e];
+    }
+}
+
+struct AttnKernels {
+  decltype(&attn_scores_scalar) scores;
+  decltype(&attn_values_scalar) values;
+};
+
+AttnKernels attn_kernels() {
+#ifdef HMOE_HAVE_AVX2
+  if (hmoe::kernel_variant() >= HMOE_KERNEL_AVX2 && (hmoe::cpu_features() & HMOE_CPU_AVX2))
+    return {&hmoe::cpu::attn_scores_avx2, &hmoe::cpu::attn_values_avx2};
+#endif
+  return {&attn_scores_scalar, &attn_values_scalar};
 }
 
 void require_dtype(int32_t w_dtype) {
@@ -415,27 +454,66 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
     const int64_t vs = cache->value_head_stride();
     cache->length[size_t(layer)] = L + n;
     const int64_t group = n_heads / kv;
-    const double work = double(n) * double(n_heads) * double(L + n) * double(kd + vd);
-    run_on(engine, n * n_heads, work, [&](int64_t task) {
-      const int64_t t = task / n_heads, h = task % n_heads, g = h / group;
-      const int64_t ctx = L + t + 1;  // causal: positions 0..L+t
-      const float* qh = q + (t * n_heads + h) * kd;
-      std::vector<float> p(static_cast<size_t>(ctx));
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < ctx; ++j) {
-        p[size_t(j)] = scale * dot(qh, cache->keys(layer, j) + g * kd, kd);
-        mx = std::max(mx, p[size_t(j)]);
-      }
-      float sum = 0;
-      for (int64_t j = 0; j < ctx; ++j) sum += (p[size_t(j)] = std::exp(p[size_t(j)] - mx));
-      float* o = out + (t * n_heads + h) * vd;
-      std::fill(o, o + vd, 0.0f);
-      for (int64_t j = 0; j < ctx; ++j) {
-        const float pj = p[size_t(j)] / sum;
-        const float* vj = cache->values(layer, j) + g * vs;
-        for (int64_t i = 0; i < vd; ++i) o[i] += pj * vj[i];
-      }
-    });
+    // Flash-decoding: a task is (token t, KV head g, chunk of kChunk positions); it reads each key
+    // and value of its chunk once for all `group` query heads of g (MLA's 16 heads share one latent
+    // head: reading the cache once per query head was 16x the traffic) and leaves a partial softmax
+    // (max m, sum l, unnormalized output) that the second pass combines per head in chunk order.
+    const int64_t chunks = (L + n + kChunk - 1) / kChunk;
+    const AttnKernels ak = attn_kernels();
+    const int64_t pw = 2 + vd;  // a partial: m, l, acc[vd]
+    // Tokens go in batches whose partials fit kPartialFloats (a long prefill would need GBs).
+    const int64_t per_token = kv * chunks * group * pw;
+    const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(n, kPartialFloats / per_token));
+    std::vector<float> part(size_t(nb * per_token));
+    for (int64_t t0 = 0; t0 < n; t0 += nb) {
+      const int64_t tn = std::min(nb, n - t0);
+      // partials of batch token b (token t0 + b), KV head g, chunk c: group x pw floats
+      const auto partial = [&](int64_t b, int64_t g, int64_t c) { return part.data() + ((b * kv + g) * chunks + c) * group * pw; };
+      const double work = double(tn) * double(n_heads) * double(L + t0 + tn) * double(kd + vd);
+      run_on(engine, tn * kv * chunks, work, [&](int64_t task) {
+        const int64_t c = task % chunks, g = (task / chunks) % kv, b = task / (chunks * kv), t = t0 + b;
+        const int64_t j0 = c * kChunk, j1 = std::min(L + t + 1, j0 + kChunk);  // causal: positions 0..L+t
+        float* pr = partial(b, g, c);
+        if (j0 >= j1) {  // the chunk starts after this token's position
+          for (int64_t i = 0; i < group; ++i) pr[i * pw] = -INFINITY;
+          return;
+        }
+        thread_local std::vector<float> sc;
+        sc.resize(size_t(group * kChunk));
+        const int64_t nj = j1 - j0;
+        const float* q0 = q + (t * n_heads + g * group) * kd;
+        ak.scores(q0, group, kd, cache->keys(layer, j0) + g * kd, kv * kd, nj, kd, scale, sc.data(), kChunk);
+        for (int64_t i = 0; i < group; ++i) {
+          float* si = sc.data() + i * kChunk;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < nj; ++j) mx = std::max(mx, si[j]);
+          float l = 0;
+          for (int64_t j = 0; j < nj; ++j) l += (si[j] = std::exp(si[j] - mx));
+          pr[i * pw] = mx;
+          pr[i * pw + 1] = l;
+          std::fill(pr + i * pw + 2, pr + (i + 1) * pw, 0.0f);
+        }
+        ak.values(sc.data(), group, kChunk, cache->values(layer, j0) + g * vs, kv * vs, nj, vd, pr + 2, pw);
+      });
+      // Combine per head: o = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c, chunks in order.
+      run_on(engine, tn * n_heads, double(tn) * double(n_heads) * double(chunks) * double(vd), [&](int64_t task) {
+        const int64_t b = task / n_heads, h = task % n_heads, g = h / group, i = h % group;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < chunks; ++c) mx = std::max(mx, partial(b, g, c)[i * pw]);
+        float* o = out + ((t0 + b) * n_heads + h) * vd;
+        std::fill(o, o + vd, 0.0f);
+        float l = 0;
+        for (int64_t c = 0; c < chunks; ++c) {
+          const float* pr = partial(b, g, c) + i * pw;
+          if (pr[0] == -INFINITY) continue;
+          const float f = std::exp(pr[0] - mx);
+          l += f * pr[1];
+          for (int64_t e = 0; e < vd; ++e) o[e] += f * pr[2 + e];
+        }
+        const float inv = 1.0f / l;
+        for (int64_t e = 0; e < vd; ++e) o[e] *= inv;
+      });
+    }
   });
 }
 

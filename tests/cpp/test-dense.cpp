@@ -160,7 +160,8 @@ void test_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, in
   CHECK(len == 0);
   // Past max_seq: a state error, the cache unchanged.
   CHECK(hmoe_dense_attention(eng, cache, 1, q.data(), k.data(), v.data(), 3, heads, scale, out.data()) == HMOE_ERR_STATE);
-  CHECK(hmoe_dense_attention(eng, cache, 1, q.data(), k.data(), v.data(), 1, 3, scale, out.data()) == HMOE_ERR_INVALID_ARGUMENT);
+  if (kv > 1)  // heads not a multiple of the KV heads
+    CHECK(hmoe_dense_attention(eng, cache, 1, q.data(), k.data(), v.data(), 1, kv + 1, scale, out.data()) == HMOE_ERR_INVALID_ARGUMENT);
   CHECK(hmoe_dense_attention(eng, cache, 2, q.data(), k.data(), v.data(), 1, heads, scale, out.data()) == HMOE_ERR_INVALID_ARGUMENT);
   // Truncate and recompute the whole sequence at once: same result.
   CHECK_OK(hmoe_kv_cache_truncate(cache, 0));
@@ -275,7 +276,7 @@ int main() {
   hmoe_engine_t* eng = nullptr;
   CHECK_OK(hmoe_engine_create(3, &eng));
   if (eng == nullptr) return 1;
-  // Linear under every kernel variant this CPU has (vector row kernels and the scalar path).
+  // Linear and attention under every kernel variant this CPU has (vector kernels and the scalar path).
   int tested = 0;
   for (int v = HMOE_KERNEL_SCALAR; v <= HMOE_KERNEL_AVX512; ++v) {
     if (hmoe_kernel_variant_force(v) != HMOE_OK) {
@@ -289,16 +290,20 @@ int main() {
     test_linear_heads(eng, 1, 5, 37, 33);     // one token, inline
     test_linear_heads(eng, 1, 16, 128, 130);  // one token through the pool (MLA-like heads)
     test_linear_heads(eng, 3, 4, 70, 21);     // several tokens
+    // Attention's inner kernels follow the variant too (scalar, or AVX2 tiles).
+    test_attention(eng, 6, 4, 2, 5, 3);      // inline
+    test_attention(eng, 40, 8, 2, 64, 48);   // pool
+    test_attention(eng, 600, 8, 2, 32, 24);  // three 256-position chunks combined, prefill and decode
+    test_shared_kv_attention(eng, 7, 6, 3, 13, 11);    // inline, GQA, odd dims
+    test_shared_kv_attention(eng, 37, 16, 1, 99, 93);  // pool, MQA like MLA's latent head
+    test_shared_kv_attention(eng, 530, 16, 1, 40, 32);  // chunked, one latent head for 16 queries
+    test_attention(eng, 300, 32, 1, 16, 256);  // partials over 1M floats: the prefill runs in token batches
     ++tested;
   }
   hmoe_kernel_variant_force(-1);
   CHECK(tested >= 1);
   test_rmsnorm();
   test_rope();
-  test_attention(eng, 6, 4, 2, 5, 3);      // inline
-  test_attention(eng, 40, 8, 2, 64, 48);   // pool
-  test_shared_kv_attention(eng, 7, 6, 3, 13, 11);    // inline, GQA, odd dims
-  test_shared_kv_attention(eng, 37, 16, 1, 99, 93);  // pool, MQA like MLA's latent head
   hmoe_engine_free(eng);
   return TEST_RESULT();
 }

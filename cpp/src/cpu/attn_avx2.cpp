@@ -1,0 +1,80 @@
+// AVX2+FMA attention kernels (attn_kernels.hpp). Helpers live in an anonymous namespace so that
+// nothing compiled with these flags is shared with other translation units.
+#include <immintrin.h>
+
+#include "cpu/attn_kernels.hpp"
+
+namespace hmoe::cpu {
+namespace {
+
+float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// NJ keys (k0, k0 + k_stride, ...) against every query row: each 8 values of a query row are
+// loaded once for the NJ keys.
+template <int NJ>
+void scores_tile(const float* q, int64_t nq, int64_t q_stride, const float* k0, int64_t k_stride, int64_t kd,
+                 float scale, float* out, int64_t out_stride) {
+  for (int64_t i = 0; i < nq; ++i) {
+    const float* qi = q + i * q_stride;
+    __m256 acc[NJ];
+    for (int j = 0; j < NJ; ++j) acc[j] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= kd; c += 8) {
+      const __m256 qv = _mm256_loadu_ps(qi + c);
+      for (int j = 0; j < NJ; ++j) acc[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + j * k_stride + c), acc[j]);
+    }
+    for (int j = 0; j < NJ; ++j) {
+      float s = hsum8(acc[j]);
+      for (int64_t cc = c; cc < kd; ++cc) s += qi[cc] * k0[j * k_stride + cc];
+      out[i * out_stride + j] = scale * s;
+    }
+  }
+}
+
+// NI heads' 8 outputs [e, e + 8) in registers over every value row.
+template <int NI>
+void values_tile(const float* p, int64_t p_stride, const float* v0, int64_t v_stride, int64_t nv, int64_t e,
+                 float* acc, int64_t acc_stride) {
+  __m256 a[NI];
+  for (int i = 0; i < NI; ++i) a[i] = _mm256_loadu_ps(acc + i * acc_stride + e);
+  for (int64_t j = 0; j < nv; ++j) {
+    const __m256 v = _mm256_loadu_ps(v0 + j * v_stride + e);
+    for (int i = 0; i < NI; ++i) a[i] = _mm256_fmadd_ps(_mm256_set1_ps(p[i * p_stride + j]), v, a[i]);
+  }
+  for (int i = 0; i < NI; ++i) _mm256_storeu_ps(acc + i * acc_stride + e, a[i]);
+}
+
+}  // namespace
+
+void attn_scores_avx2(const float* q, int64_t nq, int64_t q_stride, const float* k0, int64_t k_stride, int64_t nk,
+                      int64_t kd, float scale, float* out, int64_t out_stride) {
+  int64_t j = 0;
+  for (; j + 4 <= nk; j += 4) scores_tile<4>(q, nq, q_stride, k0 + j * k_stride, k_stride, kd, scale, out + j, out_stride);
+  for (; j < nk; ++j) scores_tile<1>(q, nq, q_stride, k0 + j * k_stride, k_stride, kd, scale, out + j, out_stride);
+}
+
+void attn_values_avx2(const float* p, int64_t nq, int64_t p_stride, const float* v0, int64_t v_stride, int64_t nv,
+                      int64_t vd, float* acc, int64_t acc_stride) {
+  int64_t e = 0;
+  for (; e + 8 <= vd; e += 8) {
+    int64_t i = 0;
+    for (; i + 8 <= nq; i += 8)
+      values_tile<8>(p + i * p_stride, p_stride, v0, v_stride, nv, e, acc + i * acc_stride, acc_stride);
+    for (; i + 4 <= nq; i += 4)
+      values_tile<4>(p + i * p_stride, p_stride, v0, v_stride, nv, e, acc + i * acc_stride, acc_stride);
+    for (; i < nq; ++i) values_tile<1>(p + i * p_stride, p_stride, v0, v_stride, nv, e, acc + i * acc_stride, acc_stride);
+  }
+  for (; e < vd; ++e)  // the vd % 8 tail
+    for (int64_t i = 0; i < nq; ++i) {
+      float s = acc[i * acc_stride + e];
+      for (int64_t j = 0; j < nv; ++j) s += p[i * p_stride + j] * v0[j * v_stride + e];
+      acc[i * acc_stride + e] = s;
+    }
+}
+
+}  // namespace hmoe::cpu
