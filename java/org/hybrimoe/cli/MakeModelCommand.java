@@ -1,5 +1,7 @@
 package org.hybrimoe.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -66,6 +68,21 @@ final class MakeModelCommand implements Callable<Integer> {
   @Option(names = "--yarn", description = "DeepSeek: YaRN rope_scaling (factor 4).")
   boolean yarn;
 
+  @Option(names = "--kv-lora-rank", description = "DeepSeek: latent size kv_lora_rank (default 16; V2-Lite 512).")
+  Integer kvLoraRank;
+
+  @Option(names = "--rope-dim", description = "DeepSeek: qk_rope_head_dim (default 8; V2-Lite 64).")
+  Integer ropeDim;
+
+  @Option(names = "--nope-dim", description = "DeepSeek: qk_nope_head_dim (default 8; V2-Lite 128).")
+  Integer nopeDim;
+
+  @Option(names = "--v-dim", description = "DeepSeek: v_head_dim (default 8; V2-Lite 128).")
+  Integer vDim;
+
+  @Option(names = "--max-positions", description = "max_position_embeddings, the longest context (default 256).")
+  Integer maxPositions;
+
   @Override
   public Integer call() throws Exception {
     ModelMaker.Spec d = ModelMaker.Spec.defaults(arch);
@@ -75,8 +92,8 @@ final class MakeModelCommand implements Callable<Integer> {
     ModelMaker.Spec s = new ModelMaker.Spec(
         arch, or(layers, d.layers()), or(hidden, d.hidden()), or(experts, d.experts()), or(topK, d.topK()),
         or(ff, d.expertFf()), or(heads, d.heads()), or(kvHeads, d.kvHeads()), or(vocab, d.vocab()),
-        d.sharedFf(), d.denseFf(), d.denseLayers(), d.kvLoraRank(), d.qLoraRank(), d.rope(), d.nope(),
-        d.vDim(), d.nShared(), d.routedScale(), d.normTopk(), yarn, seed, dtype.toUpperCase(Locale.ROOT),
+        d.sharedFf(), d.denseFf(), d.denseLayers(), or(kvLoraRank, d.kvLoraRank()), d.qLoraRank(),
+        or(ropeDim, d.rope()), or(nopeDim, d.nope()), or(vDim, d.vDim()), d.nShared(), d.routedScale(), d.normTopk(), yarn, seed, dtype.toUpperCase(Locale.ROOT),
         layout.equals("packed"), shards);
     if (fp8Block == null) {
       ModelMaker.write(s, out);
@@ -86,6 +103,16 @@ final class MakeModelCommand implements Callable<Integer> {
         throw new IllegalArgumentException("--fp8-block must be ROWS,COLS, got " + fp8Block);
       }
       ModelMaker.write(s, out, Integer.parseInt(rc[0].trim()), Integer.parseInt(rc[1].trim()));
+    }
+    if (maxPositions != null) {
+      if (maxPositions < 1) {
+        throw new IllegalArgumentException("--max-positions must be >= 1, got " + maxPositions);
+      }
+      Path cfg = out.resolve("config.json");
+      ObjectMapper json = new ObjectMapper();
+      ObjectNode c = (ObjectNode) json.readTree(cfg.toFile());
+      c.put("max_position_embeddings", maxPositions);
+      json.writerWithDefaultPrettyPrinter().writeValue(cfg.toFile(), c);
     }
     spec.commandLine().getOut().printf("wrote %s model to %s%s%n", arch, out, s.vocab() >= ModelMaker.MIN_TOKENIZER_VOCAB
         ? " with a byte-level tokenizer" : " (no tokenizer: --vocab " + ModelMaker.MIN_TOKENIZER_VOCAB

@@ -118,6 +118,27 @@ class LogitsCommandTest {
   }
 
   @Test
+  void makeModelTakesMlaSizesAndTheContextLength(@TempDir Path tmp) throws Exception {
+    Path dir = tmp.resolve("mla");
+    CommandLine mk = Main.commandLine();
+    mk.setOut(new PrintWriter(new StringWriter()));
+    assertEquals(0, mk.execute("make-model", "--arch", "deepseek_v2", "--layers", "2", "--heads", "2", "--vocab", "40",
+        "--kv-lora-rank", "24", "--rope-dim", "6", "--nope-dim", "10", "--v-dim", "12", "--max-positions", "1000",
+        "--out", dir.toString()));
+    JsonNode c = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+    assertEquals(24, c.get("kv_lora_rank").asInt());
+    assertEquals(6, c.get("qk_rope_head_dim").asInt());
+    assertEquals(10, c.get("qk_nope_head_dim").asInt());
+    assertEquals(12, c.get("v_head_dim").asInt());
+    assertEquals(1000, c.get("max_position_embeddings").asInt());
+    CommandLine cl = Main.commandLine();
+    StringWriter out = new StringWriter();
+    cl.setOut(new PrintWriter(out));
+    assertEquals(0, cl.execute("logits", "--model", dir.toString(), "--tokens", "1,2,3", "--json", "--threads", "1"));
+    assertEquals(40, new ObjectMapper().readTree(out.toString()).get("logits").get(2).size());
+  }
+
+  @Test
   void makeModelRejectsAnUnknownArchitecture(@TempDir Path tmp) {
     CommandLine cl = Main.commandLine();
     StringWriter err = new StringWriter();
