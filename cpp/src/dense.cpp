@@ -134,7 +134,6 @@ void require_dim(const char* name, int64_t v) {
     hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "%s must be in 1..2^31, got %lld", name, (long long)v);
 }
 
-
 // y[t, h, r] (at y + t * ldy_t + h * ldy_h + r) = x[t, h, :] (at x + t * ldx_t + h * ldx_h) . W_h[r, :]
 // (+ bias[r]) for t < n, h < heads, r < out; W_h [out, in] at w + h * w_head_stride elements.
 // Every (head, row chunk) is a task of one pool call, so per-head products that are each too
