@@ -11,6 +11,7 @@
 #include "hybrimoe/dense.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -23,6 +24,7 @@
 #include "internal/bf16.hpp"
 #include "internal/cpu.hpp"
 #include "internal/engine.hpp"
+#include "internal/onednn_ffn.hpp"
 #include "internal/status.hpp"
 
 namespace {
@@ -132,6 +134,44 @@ void run_on(hmoe_engine_t* engine, int64_t tasks, double work, const std::functi
 void require_dim(const char* name, int64_t v) {
   if (v < 1 || v > kMaxDim)
     hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "%s must be in 1..2^31, got %lld", name, (long long)v);
+}
+
+// Once oneDNN has said it has no bf16 matmul on this CPU (no AVX-512), the bf16 attempt is skipped.
+std::atomic<bool> g_dnnl_bf16_missing{false};
+
+// y [n, out] = x [n, in] W^T (+ bias) through oneDNN's matmul, for prefill-sized n: a blocked
+// GEMM reuses each weight for many tokens, where the row kernels reuse it for 4. bf16 weights go
+// to oneDNN's bf16 matmul with bf16 activations where it has one (AVX-512 bf16, AMX); otherwise a
+// block of rows at a time is widened to f32 (at most kWidenFloats) for its f32 matmul. Runs on
+// the caller's OpenMP team sized to the engine, with the engine's pool idle (run_mu held).
+constexpr int64_t kWidenFloats = int64_t(2) << 20;
+
+void linear_onednn(hmoe_engine_t* engine, const float* x, int64_t n, int64_t in, const void* w, int32_t w_dtype,
+                   int64_t out, const float* bias, float* y) {
+  std::lock_guard<std::mutex> lock(engine->run_mu);
+  hmoe::set_omp_threads(engine->threads);
+  bool done = false;
+  if (w_dtype == HMOE_DTYPE_F32) {
+    done = hmoe::onednn_matmul(HMOE_DTYPE_F32, n, in, out, x, in, w, y, out);
+  } else if (!g_dnnl_bf16_missing.load(std::memory_order_relaxed)) {
+    std::vector<uint16_t> xb(size_t(n * in));
+    for (int64_t i = 0; i < n * in; ++i) xb[size_t(i)] = hmoe::f32_to_bf16(x[i]);
+    done = hmoe::onednn_matmul(HMOE_DTYPE_BF16, n, in, out, xb.data(), in, w, y, out);
+    if (!done) g_dnnl_bf16_missing.store(true, std::memory_order_relaxed);
+  }
+  if (!done) {  // bf16 weights widened a block of rows at a time
+    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(out, kWidenFloats / in));
+    std::vector<float> wf(size_t(rows * in));
+    for (int64_t r0 = 0; r0 < out; r0 += rows) {
+      const int64_t nr = std::min(rows, out - r0);
+      for (int64_t r = 0; r < nr; ++r) widen_row(w, w_dtype, r0 + r, in, wf.data() + r * in);
+      if (!hmoe::onednn_matmul(HMOE_DTYPE_F32, n, in, nr, x, in, wf.data(), y + r0, out))
+        hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN has no f32 matmul on this CPU");
+    }
+  }
+  if (bias != nullptr)
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < out; ++r) y[t * out + r] += bias[r];
 }
 
 // y[t, h, r] (at y + t * ldy_t + h * ldy_h + r) = x[t, h, :] (at x + t * ldx_t + h * ldx_h) . W_h[r, :]
@@ -289,6 +329,13 @@ int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t 
     require_dtype(w_dtype);
     if (n == 0) return;
     if (n > INT32_MAX) hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "n must fit in int32, got %lld", (long long)n);
+    // Prefill-sized calls (the engine's oneDNN threshold, as for experts) go to oneDNN's GEMM; the
+    // scalar variant (the reference) and f16 weights stay on the engine's kernels.
+    const int min_dnnl = engine->onednn_min_tokens;
+    if (min_dnnl > 0 && n >= min_dnnl && w_dtype != HMOE_DTYPE_F16 && vector_kernel(w_dtype) != nullptr) {
+      linear_onednn(engine, x, n, in, w, w_dtype, out, bias, y);
+      return;
+    }
     linear_heads(engine, x, n, 1, in, in, 0, w, w_dtype, 0, out, bias, y, out, 0);
   });
 }

@@ -61,7 +61,9 @@ void test_linear(hmoe_engine_t* eng, int64_t n, int64_t in, int64_t out) {
     CHECK_OK(hmoe_dense_linear(eng, x.data(), n, in, ws[k], dts[k], out, bias.data(), y.data()));
     const double err = max_abs_diff(y, ref);
     if (err > 1e-5) std::fprintf(stderr, "linear dtype %d: max error %g\n", dts[k], err);
-    CHECK(err < 1e-5 * std::sqrt(double(in) / 37.0));
+    // oneDNN's GEMM (n >= 128 here) sums in another order: 6.5e-5 at in 1100 against sums of
+    // about 17 (4e-6 relative), where the row kernels give 1.5e-5.
+    CHECK(err < (n >= 128 ? 4e-5 : 1e-5) * std::sqrt(double(in) / 37.0));
   }
   // Without bias, and invalid arguments.
   std::vector<float> y(size_t(n * out));
@@ -287,6 +289,8 @@ int main() {
     test_linear(eng, 1, 37, 70);     // one token (AVX2 bf16: the permuted kernel and its K tail)
     test_linear(eng, 1, 1000, 131);  // one token through the pool, K % 32 = 8, rows % 4 = 3
     test_linear(eng, 9, 200, 150);   // pool
+    test_linear(eng, 131, 70, 45);   // prefill-sized: oneDNN's matmul (vector variants; f16 stays ours)
+    test_linear(eng, 129, 1100, 1950);  // bf16 widened for oneDNN in two blocks of rows (2M floats each)
     test_linear_heads(eng, 1, 5, 37, 33);     // one token, inline
     test_linear_heads(eng, 1, 16, 128, 130);  // one token through the pool (MLA-like heads)
     test_linear_heads(eng, 3, 4, 70, 21);     // several tokens
