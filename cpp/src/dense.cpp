@@ -227,35 +227,48 @@ void linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t head
   });
 }
 
-// Scalar attention kernels (attn_kernels.hpp has the contract); the AVX2 ones when the CPU has it.
-void attn_scores_scalar(const float* q, int64_t nq, int64_t q_stride, const float* k0, int64_t k_stride, int64_t nk,
+// Scalar attention kernels (attn_kernels.hpp has the contract) over f32 or bf16 cache elements;
+// the AVX2 ones when the CPU has it.
+float elem(float v) { return v; }
+float elem(uint16_t h) { return hmoe::bf16_to_f32(h); }
+
+template <typename T>
+void attn_scores_scalar(const float* q, int64_t nq, int64_t q_stride, const T* k0, int64_t k_stride, int64_t nk,
                         int64_t kd, float scale, float* out, int64_t out_stride) {
-  for (int64_t i = 0; i < nq; ++i)
-    for (int64_t j = 0; j < nk; ++j) out[i * out_stride + j] = scale * dot(q + i * q_stride, k0 + j * k_stride, kd);
+  std::vector<float> kf(static_cast<size_t>(kd));
+  for (int64_t j = 0; j < nk; ++j) {
+    for (int64_t c = 0; c < kd; ++c) kf[size_t(c)] = elem(k0[j * k_stride + c]);
+    for (int64_t i = 0; i < nq; ++i) out[i * out_stride + j] = scale * dot(q + i * q_stride, kf.data(), kd);
+  }
 }
 
-void attn_values_scalar(const float* p, int64_t nq, int64_t p_stride, const float* v0, int64_t v_stride, int64_t nv,
+template <typename T>
+void attn_values_scalar(const float* p, int64_t nq, int64_t p_stride, const T* v0, int64_t v_stride, int64_t nv,
                         int64_t vd, float* acc, int64_t acc_stride) {
   for (int64_t i = 0; i < nq; ++i)
     for (int64_t j = 0; j < nv; ++j) {
       const float pj = p[i * p_stride + j];
-      const float* vj = v0 + j * v_stride;
+      const T* vj = v0 + j * v_stride;
       float* a = acc + i * acc_stride;
-      for (int64_t e = 0; e < vd; ++e) a[e] += pj * vj[e];
+      for (int64_t e = 0; e < vd; ++e) a[e] += pj * elem(vj[e]);
     }
 }
 
 struct AttnKernels {
-  decltype(&attn_scores_scalar) scores;
-  decltype(&attn_values_scalar) values;
+  decltype(&attn_scores_scalar<float>) scores;
+  decltype(&attn_values_scalar<float>) values;
+  decltype(&attn_scores_scalar<uint16_t>) scores_bf16;
+  decltype(&attn_values_scalar<uint16_t>) values_bf16;
 };
 
 AttnKernels attn_kernels() {
 #ifdef HMOE_HAVE_AVX2
   if (hmoe::kernel_variant() >= HMOE_KERNEL_AVX2 && (hmoe::cpu_features() & HMOE_CPU_AVX2))
-    return {&hmoe::cpu::attn_scores_avx2, &hmoe::cpu::attn_values_avx2};
+    return {&hmoe::cpu::attn_scores_avx2, &hmoe::cpu::attn_values_avx2, &hmoe::cpu::attn_scores_bf16_avx2,
+            &hmoe::cpu::attn_values_bf16_avx2};
 #endif
-  return {&attn_scores_scalar, &attn_values_scalar};
+  return {&attn_scores_scalar<float>, &attn_values_scalar<float>, &attn_scores_scalar<uint16_t>,
+          &attn_values_scalar<uint16_t>};
 }
 
 void require_dtype(int32_t w_dtype) {
@@ -265,26 +278,40 @@ void require_dtype(int32_t w_dtype) {
 
 }  // namespace
 
-// Layer-major storage: layer l's keys are [max_seq, n_kv, k_dim] at k[l * max_seq * n_kv * k_dim].
-// Shared mode (hmoe_kv_cache_create_shared_kv) has no value storage: a head's value is the first
-// v_dim floats of its key, so values() points into the keys with a head stride of k_dim.
+// Layer-major storage: layer l's keys are [max_seq, n_kv, k_dim] at element l * max_seq * n_kv *
+// k_dim, in f32 or bf16 (es bytes an element). Shared mode (hmoe_kv_cache_create_shared_kv) has
+// no value storage: a head's value is the first v_dim elements of its key, so values() points
+// into the keys with a head stride of k_dim.
 struct hmoe_kv_cache {
   int64_t n_layers, max_seq, n_kv, k_dim, v_dim;
   bool shared = false;
+  bool bf16 = false;  // elements stored as bf16 (rounded to nearest even on append), else f32
   std::vector<int64_t> length;  // [n_layers]
-  std::unique_ptr<float[]> k, v;
-  float* keys(int64_t l, int64_t pos) { return k.get() + (l * max_seq + pos) * n_kv * k_dim; }
-  float* values(int64_t l, int64_t pos) {
-    return shared ? keys(l, pos) : v.get() + (l * max_seq + pos) * n_kv * v_dim;
+  std::unique_ptr<uint8_t[]> k, v;
+  int64_t es() const { return bf16 ? 2 : 4; }
+  uint8_t* keys(int64_t l, int64_t pos) { return k.get() + (l * max_seq + pos) * n_kv * k_dim * es(); }
+  uint8_t* values(int64_t l, int64_t pos) {
+    return shared ? keys(l, pos) : v.get() + (l * max_seq + pos) * n_kv * v_dim * es();
   }
   int64_t value_head_stride() const { return shared ? k_dim : v_dim; }
+  // Stores count f32 values at dst in the cache's element type.
+  void store(uint8_t* dst, const float* src, int64_t count) const {
+    if (!bf16) {
+      std::memcpy(dst, src, size_t(count) * 4);
+      return;
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      const uint16_t h = hmoe::f32_to_bf16(src[i]);
+      std::memcpy(dst + 2 * i, &h, 2);
+    }
+  }
 };
 
 namespace {
 
 // Both creators: validates, allocates keys (and values unless shared), sets *out.
 void kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim, int64_t v_dim,
-                     bool shared, hmoe_kv_cache_t** out) {
+                     bool shared, int32_t dtype, hmoe_kv_cache_t** out) {
   HMOE_REQUIRE_PTR(out);
   *out = nullptr;
   require_dim("n_layers", n_layers);
@@ -292,13 +319,15 @@ void kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int6
   require_dim("n_kv_heads", n_kv_heads);
   require_dim("k_dim", k_dim);
   require_dim("v_dim", v_dim);
+  if (dtype != HMOE_DTYPE_F32 && dtype != HMOE_DTYPE_BF16)
+    hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "dtype must be HMOE_DTYPE_F32 or HMOE_DTYPE_BF16, got %d", dtype);
   if (shared && v_dim > k_dim)
     hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "a shared-KV cache needs v_dim (%lld) <= k_dim (%lld)",
                (long long)v_dim, (long long)k_dim);
   const double elems =
       double(n_layers) * double(max_seq) * double(n_kv_heads) * double(shared ? k_dim : k_dim + v_dim);
   if (elems > double(int64_t(1) << 40))
-    hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "a cache of %.3g floats is too large", elems);
+    hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "a cache of %.3g elements is too large", elems);
   auto c = std::make_unique<hmoe_kv_cache>();
   c->n_layers = n_layers;
   c->max_seq = max_seq;
@@ -306,9 +335,10 @@ void kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int6
   c->k_dim = k_dim;
   c->v_dim = v_dim;
   c->shared = shared;
+  c->bf16 = dtype == HMOE_DTYPE_BF16;
   c->length.assign(size_t(n_layers), 0);
-  c->k.reset(new float[size_t(n_layers * max_seq * n_kv_heads * k_dim)]);
-  if (!shared) c->v.reset(new float[size_t(n_layers * max_seq * n_kv_heads * v_dim)]);
+  c->k.reset(new uint8_t[size_t(n_layers * max_seq * n_kv_heads * k_dim * c->es())]);
+  if (!shared) c->v.reset(new uint8_t[size_t(n_layers * max_seq * n_kv_heads * v_dim * c->es())]);
   *out = c.release();
 }
 
@@ -439,14 +469,21 @@ int hmoe_dense_rope(float* x, int64_t n, int64_t n_heads, int64_t token_stride, 
 int hmoe_kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim,
                          int64_t v_dim, hmoe_kv_cache_t** out) {
   return hmoe::guarded("hmoe_kv_cache_create", [&] {
-    kv_cache_create(n_layers, max_seq, n_kv_heads, k_dim, v_dim, false, out);
+    kv_cache_create(n_layers, max_seq, n_kv_heads, k_dim, v_dim, false, HMOE_DTYPE_F32, out);
   });
 }
 
 int hmoe_kv_cache_create_shared_kv(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim,
                                    int64_t v_dim, hmoe_kv_cache_t** out) {
   return hmoe::guarded("hmoe_kv_cache_create_shared_kv", [&] {
-    kv_cache_create(n_layers, max_seq, n_kv_heads, k_dim, v_dim, true, out);
+    kv_cache_create(n_layers, max_seq, n_kv_heads, k_dim, v_dim, true, HMOE_DTYPE_F32, out);
+  });
+}
+
+int hmoe_kv_cache_create_typed(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads, int64_t k_dim, int64_t v_dim,
+                               int32_t dtype, int32_t shared_kv, hmoe_kv_cache_t** out) {
+  return hmoe::guarded("hmoe_kv_cache_create_typed", [&] {
+    kv_cache_create(n_layers, max_seq, n_kv_heads, k_dim, v_dim, shared_kv != 0, dtype, out);
   });
 }
 
@@ -495,8 +532,8 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
       hmoe::fail(HMOE_ERR_STATE, "layer %lld holds %lld positions; %lld more exceed max_seq %lld",
                  (long long)layer, (long long)L, (long long)n, (long long)cache->max_seq);
     if (n == 0) return;
-    std::memcpy(cache->keys(layer, L), k, size_t(n * kv * kd) * 4);
-    if (!cache->shared) std::memcpy(cache->values(layer, L), v, size_t(n * kv * vd) * 4);
+    cache->store(cache->keys(layer, L), k, n * kv * kd);
+    if (!cache->shared) cache->store(cache->values(layer, L), v, n * kv * vd);
     const int64_t vs = cache->value_head_stride();
     cache->length[size_t(layer)] = L + n;
     const int64_t group = n_heads / kv;
@@ -528,7 +565,11 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
         sc.resize(size_t(group * kChunk));
         const int64_t nj = j1 - j0;
         const float* q0 = q + (t * n_heads + g * group) * kd;
-        ak.scores(q0, group, kd, cache->keys(layer, j0) + g * kd, kv * kd, nj, kd, scale, sc.data(), kChunk);
+        const uint8_t* k0 = cache->keys(layer, j0) + g * kd * cache->es();
+        if (cache->bf16)
+          ak.scores_bf16(q0, group, kd, reinterpret_cast<const uint16_t*>(k0), kv * kd, nj, kd, scale, sc.data(), kChunk);
+        else
+          ak.scores(q0, group, kd, reinterpret_cast<const float*>(k0), kv * kd, nj, kd, scale, sc.data(), kChunk);
         for (int64_t i = 0; i < group; ++i) {
           float* si = sc.data() + i * kChunk;
           float mx = -INFINITY;
@@ -539,7 +580,11 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
           pr[i * pw + 1] = l;
           std::fill(pr + i * pw + 2, pr + (i + 1) * pw, 0.0f);
         }
-        ak.values(sc.data(), group, kChunk, cache->values(layer, j0) + g * vs, kv * vs, nj, vd, pr + 2, pw);
+        const uint8_t* v0 = cache->values(layer, j0) + g * vs * cache->es();
+        if (cache->bf16)
+          ak.values_bf16(sc.data(), group, kChunk, reinterpret_cast<const uint16_t*>(v0), kv * vs, nj, vd, pr + 2, pw);
+        else
+          ak.values(sc.data(), group, kChunk, reinterpret_cast<const float*>(v0), kv * vs, nj, vd, pr + 2, pw);
       });
       // Combine per head: o = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c, chunks in order.
       run_on(engine, tn * n_heads, double(tn) * double(n_heads) * double(chunks) * double(vd), [&](int64_t task) {

@@ -272,6 +272,53 @@ void test_linear_heads(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t in,
                                 y.data(), heads * out, out) == HMOE_ERR_INVALID_ARGUMENT);
 }
 
+// A bf16 cache (hmoe_kv_cache_create_typed): attention over the rounded keys and values must
+// match a double reference computed on the same bf16-rounded inputs as tightly as the f32 cache
+// matches its own (the rounding is the only difference), normal and shared layouts, prefill then
+// decode; an unknown dtype is refused.
+void test_bf16_cache_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, int64_t kd, int64_t vd,
+                               bool shared) {
+  const float scale = 0.5f;
+  std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v = randv(size_t(n * kv * vd));
+  if (shared)
+    for (int64_t r = 0; r < n * kv; ++r) std::memcpy(v.data() + r * vd, k.data() + r * kd, size_t(vd) * 4);
+  const auto round = [](float x) { return double(hmoe::bf16_to_f32(hmoe::f32_to_bf16(x))); };
+  std::vector<double> ref(size_t(n * heads * vd));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t g = h / (heads / kv);
+      std::vector<double> p(size_t(t + 1));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j <= t; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < kd; ++i) d += double(q[size_t((t * heads + h) * kd + i)]) * round(k[size_t((j * kv + g) * kd + i)]);
+        mx = std::max(mx, p[size_t(j)] = scale * d);
+      }
+      for (auto& e : p) sum += (e = std::exp(e - mx));
+      for (int64_t i = 0; i < vd; ++i) {
+        double o = 0;
+        for (int64_t j = 0; j <= t; ++j) o += p[size_t(j)] / sum * round(v[size_t((j * kv + g) * vd + i)]);
+        ref[size_t((t * heads + h) * vd + i)] = o;
+      }
+    }
+  hmoe_kv_cache_t* c = nullptr;
+  CHECK_OK(hmoe_kv_cache_create_typed(2, n, kv, kd, vd, HMOE_DTYPE_BF16, shared ? 1 : 0, &c));
+  if (c == nullptr) return;
+  std::vector<float> out(ref.size());
+  const int64_t pre = n - 2;
+  CHECK_OK(hmoe_dense_attention(eng, c, 1, q.data(), k.data(), shared ? nullptr : v.data(), pre, heads, scale, out.data()));
+  for (int64_t t = pre; t < n; ++t)
+    CHECK_OK(hmoe_dense_attention(eng, c, 1, q.data() + t * heads * kd, k.data() + t * kv * kd,
+                                  shared ? nullptr : v.data() + t * kv * vd, 1, heads, scale, out.data() + t * heads * vd));
+  const double err = max_abs_diff(out, ref);
+  if (err > 1e-5) std::fprintf(stderr, "bf16 cache (shared %d): max error %g\n", int(shared), err);
+  CHECK(err < 1e-5);
+  hmoe_kv_cache_free(c);
+  hmoe_kv_cache_t* bad = nullptr;
+  CHECK(hmoe_kv_cache_create_typed(1, 4, 1, 8, 8, HMOE_DTYPE_F16, 0, &bad) == HMOE_ERR_INVALID_ARGUMENT);
+  CHECK(bad == nullptr);
+}
+
 }  // namespace
 
 int main() {
@@ -302,6 +349,8 @@ int main() {
     test_shared_kv_attention(eng, 37, 16, 1, 99, 93);  // pool, MQA like MLA's latent head
     test_shared_kv_attention(eng, 530, 16, 1, 40, 32);  // chunked, one latent head for 16 queries
     test_attention(eng, 300, 32, 1, 16, 256);  // partials over 1M floats: the prefill runs in token batches
+    test_bf16_cache_attention(eng, 9, 4, 2, 21, 13, false);   // inline, odd dims (AVX2 tails)
+    test_bf16_cache_attention(eng, 300, 8, 1, 40, 32, true);  // chunked, shared (MLA-like) layout
     ++tested;
   }
   hmoe_kernel_variant_force(-1);

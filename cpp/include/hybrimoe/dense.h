@@ -78,6 +78,14 @@ HMOE_API int hmoe_kv_cache_create(int64_t n_layers, int64_t max_seq, int64_t n_k
 HMOE_API int hmoe_kv_cache_create_shared_kv(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads,
                                             int64_t k_dim, int64_t v_dim, hmoe_kv_cache_t** out);
 
+/* Either cache with its element type: dtype HMOE_DTYPE_F32 (exact), or HMOE_DTYPE_BF16 (half the
+ * memory and attention traffic; keys and values rounded to nearest even as they are appended,
+ * what a bf16 model's cache holds in HuggingFace). shared_kv nonzero: the key-only layout of
+ * hmoe_kv_cache_create_shared_kv. Other dtypes: HMOE_ERR_INVALID_ARGUMENT. */
+HMOE_API int hmoe_kv_cache_create_typed(int64_t n_layers, int64_t max_seq, int64_t n_kv_heads,
+                                        int64_t k_dim, int64_t v_dim, int32_t dtype, int32_t shared_kv,
+                                        hmoe_kv_cache_t** out);
+
 /* Frees the cache; NULL accepted. Must not overlap other calls using it. */
 HMOE_API void hmoe_kv_cache_free(hmoe_kv_cache_t* cache);
 

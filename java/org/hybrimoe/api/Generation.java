@@ -59,7 +59,7 @@ final class Generation implements AutoCloseable {
     try {
       model.checkOpen();
       this.seqCap = Math.max(seq, prompt.length);
-      this.session = model.lm().newSession(seqCap);
+      this.session = model.lm().newSession(seqCap, model.options().kvCache().dtype);
     } finally {
       model.lock().unlock();
     }

@@ -10,7 +10,7 @@ import org.hybrimoe.policy.PolicyBundle;
  * How {@link Model#load} runs a model. Immutable; build with {@link #builder()}. Defaults: the
  * GPU when there is one (else the CPU alone), a quarter of the experts cached on it, the HybriMoE
  * policies with their look-ahead of 3 layers, bf16 experts, one thread per physical core, a
- * context of up to 4096 positions.
+ * context of up to 4096 positions, an f32 KV cache.
  */
 public final class ModelOptions {
   /** Where the experts that are not on the CPU run. */
@@ -30,6 +30,23 @@ public final class ModelOptions {
     }
   }
 
+  /** Element type of each request's KV cache. */
+  public enum KvCacheType {
+    /** Exact (4 bytes an element). */
+    F32(org.hybrimoe.ops.KvCache.Dtype.F32),
+    /**
+     * Half the memory and half the attention's reads at long contexts; keys and values rounded
+     * to bf16 as HuggingFace's cache of a bf16 model holds them.
+     */
+    BF16(org.hybrimoe.ops.KvCache.Dtype.BF16);
+
+    final org.hybrimoe.ops.KvCache.Dtype dtype;
+
+    KvCacheType(org.hybrimoe.ops.KvCache.Dtype dtype) {
+      this.dtype = dtype;
+    }
+  }
+
   private final Device device;
   private final GpuBudget budget;
   private final int threads;
@@ -37,6 +54,7 @@ public final class ModelOptions {
   private final ExpertFormat expertFormat;
   private final int groupSize;
   private final int maxContext;
+  private final KvCacheType kvCache;
   private final LoadProgress progress;
 
   private ModelOptions(Builder b) {
@@ -46,6 +64,7 @@ public final class ModelOptions {
     this.expertFormat = b.expertFormat;
     this.groupSize = b.groupSize;
     this.maxContext = b.maxContext;
+    this.kvCache = b.kvCache;
     this.progress = b.progress;
     PolicyBundle p = b.bundle;
     if (b.prefetchDepth >= 0) {
@@ -105,6 +124,11 @@ public final class ModelOptions {
     return maxContext;
   }
 
+  /** Element type of each request's KV cache. */
+  public KvCacheType kvCache() {
+    return kvCache;
+  }
+
   /** Told about loading progress, or null. */
   public LoadProgress progress() {
     return progress;
@@ -120,6 +144,7 @@ public final class ModelOptions {
     private ExpertFormat expertFormat = ExpertFormat.BF16;
     private int groupSize = 64;
     private int maxContext = 4096;
+    private KvCacheType kvCache = KvCacheType.F32;
     private LoadProgress progress;
 
     private Builder() {}
@@ -192,6 +217,14 @@ public final class ModelOptions {
         throw new IllegalArgumentException("maxContext must be >= 2, got " + positions);
       }
       this.maxContext = positions;
+      return this;
+    }
+
+    public Builder kvCache(KvCacheType t) {
+      if (t == null) {
+        throw new IllegalArgumentException("kvCache must not be null");
+      }
+      this.kvCache = t;
       return this;
     }
 

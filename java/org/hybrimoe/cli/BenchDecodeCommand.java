@@ -59,6 +59,9 @@ public final class BenchDecodeCommand implements Callable<Integer> {
   @Option(names = "--group-size", defaultValue = "64", description = "int4 group size: 32, 64 or 128.")
   int groupSize;
 
+  @Option(names = "--kv-cache", defaultValue = "f32", description = "KV cache elements: f32 or bf16.")
+  String kvCache;
+
   @Option(names = "--probe-mib", defaultValue = "512", description = "Bandwidth probe buffer (default ${DEFAULT-VALUE} MiB).")
   long probeMib;
 
@@ -71,6 +74,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     if (tokens < 2 || runs < 1 || promptTokens < 1 || probeMib < 64) {
       throw new IllegalArgumentException("need --tokens >= 2, --runs >= 1, --prompt-tokens >= 1, --probe-mib >= 64");
     }
+    LoadMixin.kvCacheType(kvCache); // refused before a model is written
     ExpertFormat fmt = switch (format.toLowerCase(Locale.ROOT)) {
       case "bf16" -> ExpertFormat.BF16;
       case "int4" -> ExpertFormat.INT4;
@@ -98,7 +102,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
 
   private void run(Path dir, ExpertFormat fmt, DecodeTraffic traffic, PrintWriter out) throws Exception {
     ModelOptions o = ModelOptions.builder().device(ModelOptions.Device.CPU).threads(threads).expertFormat(fmt)
-        .groupSize(groupSize).build();
+        .groupSize(groupSize).kvCache(LoadMixin.kvCacheType(kvCache)).build();
     double[] ms = new double[runs];
     double[] probe = new double[runs + 1];
     int vocab;
@@ -123,8 +127,9 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     double msTok = DemoCommand.median(ms);
     double probeGbps = DemoCommand.median(probe);
     double gbps = traffic.totalBytes() / (msTok * 1e6);
-    out.printf(Locale.ROOT, "model: %s, %d MoE layers of %d experts, top-%d, %s experts; CPU, %d threads%n", type,
-        traffic.moeLayers(), traffic.experts(), traffic.topK(), fmt.name().toLowerCase(Locale.ROOT), engineThreads);
+    out.printf(Locale.ROOT, "model: %s, %d MoE layers of %d experts, top-%d, %s experts, %s KV cache; CPU, %d threads%n",
+        type, traffic.moeLayers(), traffic.experts(), traffic.topK(), fmt.name().toLowerCase(Locale.ROOT),
+        kvCache.toLowerCase(Locale.ROOT), engineThreads);
     out.printf(Locale.ROOT, "weights read per decode token: %.1f MB dense (attention, norms, routers, dense and shared "
         + "MLPs, LM head) + %.1f MB routed experts = %.1f MB (KV cache not counted)%n", traffic.denseBytes() / 1e6,
         traffic.routedBytes() / 1e6, traffic.totalBytes() / 1e6);

@@ -37,9 +37,14 @@ final class LoadMixin {
   @Option(names = "--context", defaultValue = "4096", description = "Longest sequence (prompt + new tokens).")
   int context;
 
+  @Option(names = "--kv-cache", defaultValue = "f32",
+      description = "KV cache elements: f32 (exact) or bf16 (half the memory and attention reads).")
+  String kvCache;
+
   ModelOptions toOptions(LoadProgress progress) {
     ModelOptions.Builder b = ModelOptions.builder().threads(threads).bundle(bundle).groupSize(groupSize)
-        .maxContext(context).progress(progress).device(device(device)).expertFormat(format(format));
+        .maxContext(context).progress(progress).device(device(device)).expertFormat(format(format))
+        .kvCache(kvCacheType(kvCache));
     if (gpuMemory != null && cacheRatio != null) {
       throw new IllegalArgumentException("give --gpu-memory or --cache-ratio, not both");
     }
@@ -52,6 +57,14 @@ final class LoadMixin {
       b.prefetchDepth(prefetchDepth);
     }
     return b.build();
+  }
+
+  static ModelOptions.KvCacheType kvCacheType(String s) {
+    return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+      case "f32" -> ModelOptions.KvCacheType.F32;
+      case "bf16" -> ModelOptions.KvCacheType.BF16;
+      default -> throw new IllegalArgumentException("--kv-cache must be f32 or bf16, got " + s);
+    };
   }
 
   static ModelOptions.Device device(String s) {

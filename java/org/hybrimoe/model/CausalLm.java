@@ -104,7 +104,15 @@ public final class CausalLm implements AutoCloseable {
 
   /** A new sequence with a KV cache of {@code maxSeq} positions. Close it when done. */
   public Session newSession(int maxSeq) {
-    return new Session(this, maxSeq);
+    return new Session(this, maxSeq, org.hybrimoe.ops.KvCache.Dtype.F32);
+  }
+
+  /**
+   * A session whose KV cache stores kvType elements: BF16 halves the cache's memory and the
+   * attention's reads at long contexts, rounding keys and values (F32 is exact).
+   */
+  public Session newSession(int maxSeq, org.hybrimoe.ops.KvCache.Dtype kvType) {
+    return new Session(this, maxSeq, kvType);
   }
 
   /** Embeddings of tokens [n] as f32 rows [n, d]; throws for an id outside the vocabulary. */

@@ -16,18 +16,14 @@ public final class Session implements AutoCloseable {
   private final Scratch scratch = new Scratch(); // activations, reused by every step
   private int position;
 
-  Session(CausalLm model, int maxSeq) {
+  Session(CausalLm model, int maxSeq, KvCache.Dtype kvType) {
     if (maxSeq < 1) {
       throw new IllegalArgumentException("maxSeq must be >= 1, got " + maxSeq);
     }
     this.model = model;
     Attention a = model.layers().get(0).attention();
-    this.cache =
-        a.cacheValueSharesKey()
-            ? KvCache.createSharedKv(
-                model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(), a.cacheValueDim())
-            : KvCache.create(
-                model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(), a.cacheValueDim());
+    this.cache = KvCache.create(model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(), a.cacheValueDim(), kvType,
+        a.cacheValueSharesKey());
   }
 
   /** Tokens processed so far (the position of the next one). */

@@ -377,6 +377,11 @@ public final class HmoeNative {
       @Cast("int64_t") long nLayers, @Cast("int64_t") long maxSeq, @Cast("int64_t") long nKvHeads,
       @Cast("int64_t") long kDim, @Cast("int64_t") long vDim, @ByPtrPtr hmoe_kv_cache_t out);
 
+  public static native int hmoe_kv_cache_create_typed(
+      @Cast("int64_t") long nLayers, @Cast("int64_t") long maxSeq, @Cast("int64_t") long nKvHeads,
+      @Cast("int64_t") long kDim, @Cast("int64_t") long vDim, int dtype, int sharedKv,
+      @ByPtrPtr hmoe_kv_cache_t out);
+
   public static native void hmoe_kv_cache_free(hmoe_kv_cache_t cache);
 
   public static native int hmoe_kv_cache_length(

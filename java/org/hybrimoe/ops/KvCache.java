@@ -13,9 +13,28 @@ import org.hybrimoe.nativeapi.Native;
  * vDim floats of its key, so a position costs nKvHeads * kDim floats instead of nKvHeads * (kDim +
  * vDim).
  *
+ * <p>Elements are f32 by default; {@link Dtype#BF16} halves the memory and the attention's
+ * reads, rounding keys and values to bf16 as they are appended (what a bf16 model's cache holds
+ * in HuggingFace).
+ *
  * <p>Thread-safety: one call at a time per cache.
  */
 public final class KvCache implements AutoCloseable {
+  /** Element type of the stored keys and values. */
+  public enum Dtype {
+    F32(HmoeNative.HMOE_DTYPE_F32, 4),
+    BF16(HmoeNative.HMOE_DTYPE_BF16, 2);
+
+    final int code;
+    /** Bytes an element. */
+    public final int bytes;
+
+    Dtype(int code, int bytes) {
+      this.code = code;
+      this.bytes = bytes;
+    }
+  }
+
   private static final Cleaner CLEANER = Cleaner.create();
 
   private final HmoeNative.hmoe_kv_cache_t handle;
@@ -26,12 +45,14 @@ public final class KvCache implements AutoCloseable {
   private final int kDim;
   private final int vDim;
   private final boolean sharedKv;
+  private final Dtype dtype;
   private boolean closed;
 
   private KvCache(
       HmoeNative.hmoe_kv_cache_t handle, int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim,
-      boolean sharedKv) {
+      boolean sharedKv, Dtype dtype) {
     this.handle = handle;
+    this.dtype = dtype;
     this.nLayers = nLayers;
     this.maxSeq = maxSeq;
     this.nKvHeads = nKvHeads;
@@ -41,13 +62,19 @@ public final class KvCache implements AutoCloseable {
     this.cleanable = CLEANER.register(this, new Release(handle));
   }
 
-  /** Creates an empty cache (every layer length 0). */
+  /** Creates an empty f32 cache (every layer length 0). */
   public static KvCache create(int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim) {
+    return create(nLayers, maxSeq, nKvHeads, kDim, vDim, Dtype.F32, false);
+  }
+
+  /** Creates an empty cache of dtype elements, key-only when sharedKv (see {@link #createSharedKv}). */
+  public static KvCache create(int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim, Dtype dtype, boolean sharedKv) {
     Native.load();
     HmoeNative.hmoe_kv_cache_t out = new HmoeNative.hmoe_kv_cache_t();
     Native.check(
-        "hmoe_kv_cache_create", HmoeNative.hmoe_kv_cache_create(nLayers, maxSeq, nKvHeads, kDim, vDim, out));
-    return new KvCache(out, nLayers, maxSeq, nKvHeads, kDim, vDim, false);
+        "hmoe_kv_cache_create_typed",
+        HmoeNative.hmoe_kv_cache_create_typed(nLayers, maxSeq, nKvHeads, kDim, vDim, dtype.code, sharedKv ? 1 : 0, out));
+    return new KvCache(out, nLayers, maxSeq, nKvHeads, kDim, vDim, sharedKv, dtype);
   }
 
   /**
@@ -55,12 +82,12 @@ public final class KvCache implements AutoCloseable {
    * key (vDim <= kDim, else {@link org.hybrimoe.nativeapi.NativeException.InvalidArgument}).
    */
   public static KvCache createSharedKv(int nLayers, int maxSeq, int nKvHeads, int kDim, int vDim) {
-    Native.load();
-    HmoeNative.hmoe_kv_cache_t out = new HmoeNative.hmoe_kv_cache_t();
-    Native.check(
-        "hmoe_kv_cache_create_shared_kv",
-        HmoeNative.hmoe_kv_cache_create_shared_kv(nLayers, maxSeq, nKvHeads, kDim, vDim, out));
-    return new KvCache(out, nLayers, maxSeq, nKvHeads, kDim, vDim, true);
+    return create(nLayers, maxSeq, nKvHeads, kDim, vDim, Dtype.F32, true);
+  }
+
+  /** The element type. */
+  public Dtype dtype() {
+    return dtype;
   }
 
   public int nLayers() {
