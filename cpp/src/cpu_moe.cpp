@@ -367,20 +367,25 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
   };
   std::vector<int64_t> dnnl_done;
   if (!dnnl_experts.empty()) hmoe::set_omp_threads(pool.size());
-  for (int64_t e : dnnl_experts) {
+  // One projection of expert e through oneDNN: f32 directly; bf16 through oneDNN's bf16 matmul
+  // where it has one, else with the weights widened to f32 in blocks (onednn_ffn.hpp).
+  auto dnnl_mm = [&](const Acts& a, int64_t e, const hmoe::cpu::MatView& W, int64_t K, int64_t N, float* dst) {
     const int64_t m = cnt[size_t(e)], r0 = off[size_t(e)];
     std::vector<uint16_t> tmp;
-    std::vector<float> g(size_t(m * ff)), u(size_t(m * ff));
-    const void* src = dnnl_src(ax, e, d, tmp);
-    const hmoe::cpu::MatView G = L->mat(e, HMOE_PROJ_GATE), U = L->mat(e, HMOE_PROJ_UP);
-    if (!hmoe::onednn_matmul(dnnl_dtype, m, d, ff, src, ax.ld, G.w, g.data(), ff) ||
-        !hmoe::onednn_matmul(dnnl_dtype, m, d, ff, src, ax.ld, U.w, u.data(), ff)) {
-      std::vector<int64_t> only(size_t(E), 0);  // oneDNN lacks this dtype here: our kernels
-      only[size_t(e)] = m;
-      up_phase(only);
-      cnt_ours[size_t(e)] = m;
-      continue;
+    const void* src = dnnl_src(a, e, K, tmp);
+    if (dnnl_dtype == HMOE_DTYPE_F32) {
+      if (!hmoe::onednn_matmul(HMOE_DTYPE_F32, m, K, N, src, a.ld, W.w, dst, N))
+        hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN has no f32 matmul on this CPU");
+    } else {
+      hmoe::onednn_matmul_bf16_any(m, K, N, static_cast<const uint16_t*>(src), a.f32.data() + r0 * a.ld, a.ld, W.w,
+                                   dst, N);
     }
+  };
+  for (int64_t e : dnnl_experts) {
+    const int64_t m = cnt[size_t(e)], r0 = off[size_t(e)];
+    std::vector<float> g(size_t(m * ff)), u(size_t(m * ff));
+    dnnl_mm(ax, e, L->mat(e, HMOE_PROJ_GATE), d, ff, g.data());
+    dnnl_mm(ax, e, L->mat(e, HMOE_PROJ_UP), d, ff, u.data());
     for (int64_t t = 0; t < m; ++t) {
       float* h = ah.f32.data() + (r0 + t) * ah.ld;
       for (int64_t j = 0; j < ff; ++j) {
@@ -411,13 +416,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
     matmul(path, L->mat(tk.e, HMOE_PROJ_DOWN), tk.r0, tk.r1, hv, int(tk.t1 - tk.t0),
            Y.data() + tk.t0 * d + tk.r0, d);
   });
-  for (int64_t e : dnnl_done) {
-    std::vector<uint16_t> tmp;
-    const void* src = dnnl_src(ah, e, ff, tmp);
-    if (!hmoe::onednn_matmul(dnnl_dtype, cnt[size_t(e)], ff, d, src, ah.ld, L->mat(e, HMOE_PROJ_DOWN).w,
-                             Y.data() + off[size_t(e)] * d, d))
-      hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN ran gate/up of expert %lld but not down", (long long)e);
-  }
+  for (int64_t e : dnnl_done) dnnl_mm(ah, e, L->mat(e, HMOE_PROJ_DOWN), ff, d, Y.data() + off[size_t(e)] * d);
 
   // 6. combine, in slot order per token (deterministic)
   pool.parallel_for((n + blk - 1) / blk, [&](int64_t b) {

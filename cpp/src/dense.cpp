@@ -11,7 +11,6 @@
 #include "hybrimoe/dense.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -136,38 +135,22 @@ void require_dim(const char* name, int64_t v) {
     hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "%s must be in 1..2^31, got %lld", name, (long long)v);
 }
 
-// Once oneDNN has said it has no bf16 matmul on this CPU (no AVX-512), the bf16 attempt is skipped.
-std::atomic<bool> g_dnnl_bf16_missing{false};
-
 // y [n, out] = x [n, in] W^T (+ bias) through oneDNN's matmul, for prefill-sized n: a blocked
 // GEMM reuses each weight for many tokens, where the row kernels reuse it for 4. bf16 weights go
-// to oneDNN's bf16 matmul with bf16 activations where it has one (AVX-512 bf16, AMX); otherwise a
-// block of rows at a time is widened to f32 (at most kWidenFloats) for its f32 matmul. Runs on
-// the caller's OpenMP team sized to the engine, with the engine's pool idle (run_mu held).
-constexpr int64_t kWidenFloats = int64_t(2) << 20;
-
+// to oneDNN's bf16 matmul with bf16 activations where it has one (AVX-512 bf16, AMX), else are
+// widened to f32 a block of rows at a time (onednn_ffn.hpp). Runs on the caller's OpenMP team
+// sized to the engine, with the engine's pool idle (run_mu held).
 void linear_onednn(hmoe_engine_t* engine, const float* x, int64_t n, int64_t in, const void* w, int32_t w_dtype,
                    int64_t out, const float* bias, float* y) {
   std::lock_guard<std::mutex> lock(engine->run_mu);
   hmoe::set_omp_threads(engine->threads);
-  bool done = false;
   if (w_dtype == HMOE_DTYPE_F32) {
-    done = hmoe::onednn_matmul(HMOE_DTYPE_F32, n, in, out, x, in, w, y, out);
-  } else if (!g_dnnl_bf16_missing.load(std::memory_order_relaxed)) {
+    if (!hmoe::onednn_matmul(HMOE_DTYPE_F32, n, in, out, x, in, w, y, out))
+      hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN has no f32 matmul on this CPU");
+  } else {
     std::vector<uint16_t> xb(size_t(n * in));
     for (int64_t i = 0; i < n * in; ++i) xb[size_t(i)] = hmoe::f32_to_bf16(x[i]);
-    done = hmoe::onednn_matmul(HMOE_DTYPE_BF16, n, in, out, xb.data(), in, w, y, out);
-    if (!done) g_dnnl_bf16_missing.store(true, std::memory_order_relaxed);
-  }
-  if (!done) {  // bf16 weights widened a block of rows at a time
-    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(out, kWidenFloats / in));
-    std::vector<float> wf(size_t(rows * in));
-    for (int64_t r0 = 0; r0 < out; r0 += rows) {
-      const int64_t nr = std::min(rows, out - r0);
-      for (int64_t r = 0; r < nr; ++r) widen_row(w, w_dtype, r0 + r, in, wf.data() + r * in);
-      if (!hmoe::onednn_matmul(HMOE_DTYPE_F32, n, in, nr, x, in, wf.data(), y + r0, out))
-        hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN has no f32 matmul on this CPU");
-    }
+    hmoe::onednn_matmul_bf16_any(n, in, out, xb.data(), x, in, w, y, out);
   }
   if (bias != nullptr)
     for (int64_t t = 0; t < n; ++t)

@@ -192,7 +192,8 @@ void test_variant(hmoe_engine_t* engine, int variant) {
 }
 
 // The oneDNN path (threshold 1: every expert with tokens), f32 and bf16 weights. bf16 goes to
-// oneDNN where it implements bf16 (activations rounded to bf16), else back to our kernels.
+// oneDNN where it implements bf16 (activations rounded to bf16), else to its f32 matmul with the
+// weights widened in blocks of rows (onednn_matmul_bf16_widened).
 void test_onednn_path(hmoe_engine_t* engine, int variant) {
   std::printf("oneDNN path (min tokens 1), variant %d\n", variant);
   CHECK_OK(hmoe_engine_set_onednn_min_tokens(engine, 1));

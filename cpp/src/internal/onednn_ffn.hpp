@@ -16,4 +16,16 @@ void set_omp_threads(int n);
 bool onednn_matmul(int dtype, int64_t m, int64_t K, int64_t N, const void* src, int64_t lds,
                    const void* w, float* dst, int64_t ldd);
 
+// dst[m, N] = src[m, K] (f32) x W^T for bf16 weights W [N, K] (row stride K) where oneDNN has
+// no bf16 matmul: blocks of W's rows (at most 2M values) widened to f32 for oneDNN's f32 matmul.
+// Prefill-sized calls only: the widening reads W once, the GEMM reuses it for all m rows.
+void onednn_matmul_bf16_widened(int64_t m, int64_t K, int64_t N, const float* src, int64_t lds,
+                                const void* w, float* dst, int64_t ldd);
+
+// bf16 x bf16 matmul through oneDNN, else through onednn_matmul_bf16_widened: src_bf16 [m, K]
+// bf16 (row stride lds) for the first, src_f32 the same rows in f32 for the second. Remembers a
+// missing bf16 implementation so that later calls go straight to the widening.
+void onednn_matmul_bf16_any(int64_t m, int64_t K, int64_t N, const uint16_t* src_bf16, const float* src_f32,
+                            int64_t lds, const void* w, float* dst, int64_t ldd);
+
 }  // namespace hmoe
