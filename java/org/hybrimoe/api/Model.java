@@ -169,6 +169,15 @@ public final class Model implements AutoCloseable {
     return maxContext;
   }
 
+  /**
+   * Bytes a request's KV cache takes per position (all layers, in the options' {@link
+   * ModelOptions.KvCacheType}); a request allocates it for min(prompt + maxTokens - 1,
+   * maxContext) positions.
+   */
+  public long kvCacheBytesPerPosition() {
+    return lm.kvCacheFloatsPerPosition() * options.kvCache().dtype.bytes;
+  }
+
   public ModelOptions options() {
     return options;
   }

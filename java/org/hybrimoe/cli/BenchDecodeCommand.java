@@ -22,10 +22,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * Whole-model CPU decode against the machine's read bandwidth: the weight bytes one decode token
- * must read ({@link DecodeTraffic}) over the median time per token, divided by a bandwidth probe
- * taken between the runs of the same command. Decode of a MoE model on a CPU is bound by memory
- * bandwidth, so the ratio says how much of the machine the whole forward pass (dense layers,
+ * Whole-model CPU decode against the machine's read bandwidth: the bytes one decode token must
+ * read (weights, {@link DecodeTraffic}, and the KV cache its attention reads) over the median
+ * time per token, divided by a bandwidth probe taken between the runs of the same command.
+ * Decode of a MoE model on a CPU is bound by memory bandwidth, so the ratio says how much of the machine the whole forward pass (dense layers,
  * attention, routing, experts, LM head, sampling, and the Java between them) leaves unused.
  */
 @Command(
@@ -108,9 +108,11 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     int vocab;
     String type;
     int engineThreads;
+    long kvPerPosition;
     try (Model m = Model.load(dir, o); CpuMoe probeEngine = CpuMoe.create(threads)) {
       vocab = m.vocabSize();
       type = m.modelType();
+      kvPerPosition = m.kvCacheBytesPerPosition();
       engineThreads = probeEngine.engine().threads();
       SplittableRandom rnd = new SplittableRandom(5);
       // A warm-up generation: page the mapped weights in and let the JIT settle.
@@ -126,13 +128,17 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     }
     double msTok = DemoCommand.median(ms);
     double probeGbps = DemoCommand.median(probe);
-    double gbps = traffic.totalBytes() / (msTok * 1e6);
+    // A decode step's attention reads the whole cache: on average prompt + tokens / 2 positions.
+    double kvBytes = kvPerPosition * (promptTokens + tokens / 2.0);
+    double perToken = traffic.totalBytes() + kvBytes;
+    double gbps = perToken / (msTok * 1e6);
     out.printf(Locale.ROOT, "model: %s, %d MoE layers of %d experts, top-%d, %s experts, %s KV cache; CPU, %d threads%n",
         type, traffic.moeLayers(), traffic.experts(), traffic.topK(), fmt.name().toLowerCase(Locale.ROOT),
         kvCache.toLowerCase(Locale.ROOT), engineThreads);
-    out.printf(Locale.ROOT, "weights read per decode token: %.1f MB dense (attention, norms, routers, dense and shared "
-        + "MLPs, LM head) + %.1f MB routed experts = %.1f MB (KV cache not counted)%n", traffic.denseBytes() / 1e6,
-        traffic.routedBytes() / 1e6, traffic.totalBytes() / 1e6);
+    out.printf(Locale.ROOT, "read per decode token: %.1f MB dense weights (attention, norms, routers, dense and shared "
+        + "MLPs, LM head) + %.1f MB routed experts + %.1f MB KV cache (%d bytes a position, %.0f positions on "
+        + "average) = %.1f MB%n", traffic.denseBytes() / 1e6, traffic.routedBytes() / 1e6, kvBytes / 1e6, kvPerPosition,
+        promptTokens + tokens / 2.0, perToken / 1e6);
     out.printf(Locale.ROOT, "bandwidth probe: %.1f GB/s (median of %d, between the runs; range %.1f-%.1f)%n", probeGbps,
         probe.length, min(probe), max(probe));
     out.printf(Locale.ROOT, "decode: %.2f ms/token (median of %d runs x %d tokens; range %.2f-%.2f) = %.1f GB/s = "
@@ -146,6 +152,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
       root.put("threads", engineThreads);
       root.put("dense_bytes_per_token", traffic.denseBytes());
       root.put("routed_bytes_per_token", traffic.routedBytes());
+      root.put("kv_cache_bytes_per_token", kvBytes);
       root.put("ms_per_token", msTok);
       root.put("gbps", gbps);
       root.put("bandwidth_probe_gbps", probeGbps);

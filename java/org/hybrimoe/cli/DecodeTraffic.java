@@ -17,8 +17,8 @@ import org.hybrimoe.weights.SafetensorsFile;
  * Weight bytes one decode token reads, from a model directory's safetensors headers and
  * config.json: every tensor once (attention, norms, routers, dense and shared MLPs, LM head)
  * except the embedding table (one row) and the routed experts (top-k of each MoE layer's experts,
- * in the format they execute in). KV-cache reads are not counted, so the figure is a lower bound
- * on the traffic at long contexts. It is what a decode benchmark divides by its time per token.
+ * in the format they execute in). bench-decode adds the KV cache's bytes, which grow with the
+ * context.
  */
 record DecodeTraffic(long denseBytes, long routedBytes, int moeLayers, int topK, int experts) {
   // model.layers.L.{mlp.experts | block_sparse_moe.experts}.(N.)?name

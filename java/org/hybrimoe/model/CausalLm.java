@@ -98,6 +98,15 @@ public final class CausalLm implements AutoCloseable {
     return engine;
   }
 
+  /**
+   * Floats a session's KV cache holds per position, over all layers: heads x (key + value) for
+   * GQA, heads x key for a key-only cache (MLA's latent).
+   */
+  public long kvCacheFloatsPerPosition() {
+    Attention a = layers().get(0).attention();
+    return (long) numLayers() * a.cacheHeads() * (a.cacheKeyDim() + (a.cacheValueSharesKey() ? 0 : a.cacheValueDim()));
+  }
+
   List<DecoderLayer> layers() {
     return layers;
   }

@@ -49,6 +49,8 @@ class BenchDecodeCommandTest {
     JsonNode root = new ObjectMapper().readTree(json.toFile());
     assertEquals("deepseek_v2", root.path("model_type").asText());
     assertTrue(root.path("ms_per_token").asDouble() > 0 && root.path("ratio_to_probe").asDouble() > 0, root.toString());
+    // tiny demo model: 4 layers of one latent head of kv_lora_rank 64 + rope 16 floats; prompt 8, 4 tokens
+    assertEquals(4 * (64 + 16) * 4 * (8 + 4 / 2.0), root.path("kv_cache_bytes_per_token").asDouble(), 1e-9);
   }
 
   @Test
