@@ -494,7 +494,14 @@ int hmoe_kv_cache_truncate(hmoe_kv_cache_t* cache, int64_t length) {
 int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t layer, const float* q,
                          const float* k, const float* v, int64_t n, int64_t n_heads, float scale,
                          float* out) {
+  return hmoe_dense_attention_window(engine, cache, layer, q, k, v, n, n_heads, scale, 0, out);
+}
+
+int hmoe_dense_attention_window(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t layer, const float* q,
+                                const float* k, const float* v, int64_t n, int64_t n_heads, float scale,
+                                int64_t window, float* out) {
   return hmoe::guarded("hmoe_dense_attention", [&] {
+    HMOE_REQUIRE_NONNEG(window);
     HMOE_REQUIRE_PTR(engine);
     HMOE_REQUIRE_PTR(cache);
     HMOE_REQUIRE_PTR(q);
@@ -538,9 +545,11 @@ int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t 
       const double work = double(tn) * double(n_heads) * double(L + t0 + tn) * double(kd + vd);
       run_on(engine, tn * kv * chunks, work, [&](int64_t task) {
         const int64_t c = task % chunks, g = (task / chunks) % kv, b = task / (chunks * kv), t = t0 + b;
-        const int64_t j0 = c * kChunk, j1 = std::min(L + t + 1, j0 + kChunk);  // causal: positions 0..L+t
+        // causal: positions 0..L+t, and with a window only the last `window` of them
+        const int64_t lo = window > 0 ? std::max<int64_t>(0, L + t + 1 - window) : 0;
+        const int64_t j0 = std::max(c * kChunk, lo), j1 = std::min(L + t + 1, c * kChunk + kChunk);
         float* pr = partial(b, g, c);
-        if (j0 >= j1) {  // the chunk starts after this token's position
+        if (j0 >= j1) {  // the chunk lies after this token's position or before its window
           for (int64_t i = 0; i < group; ++i) pr[i * pw] = -INFINITY;
           return;
         }

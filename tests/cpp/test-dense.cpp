@@ -319,6 +319,48 @@ void test_bf16_cache_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int
   CHECK(bad == nullptr);
 }
 
+// Sliding-window attention (hmoe_dense_attention_window): position p sees p - window + 1..p,
+// against a double reference; prefill then decode, windows inside and across 256-position chunks;
+// a negative window is refused.
+void test_window_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, int64_t kd, int64_t vd,
+                           int64_t window) {
+  const float scale = 0.6f;
+  std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v = randv(size_t(n * kv * vd));
+  std::vector<double> ref(size_t(n * heads * vd));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t g = h / (heads / kv), lo = std::max<int64_t>(0, t - window + 1);
+      std::vector<double> p(size_t(t + 1 - lo));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = lo; j <= t; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < kd; ++i) d += double(q[size_t((t * heads + h) * kd + i)]) * k[size_t((j * kv + g) * kd + i)];
+        mx = std::max(mx, p[size_t(j - lo)] = scale * d);
+      }
+      for (auto& e : p) sum += (e = std::exp(e - mx));
+      for (int64_t i = 0; i < vd; ++i) {
+        double o = 0;
+        for (int64_t j = lo; j <= t; ++j) o += p[size_t(j - lo)] / sum * v[size_t((j * kv + g) * vd + i)];
+        ref[size_t((t * heads + h) * vd + i)] = o;
+      }
+    }
+  hmoe_kv_cache_t* c = nullptr;
+  CHECK_OK(hmoe_kv_cache_create(1, n, kv, kd, vd, &c));
+  if (c == nullptr) return;
+  std::vector<float> out(ref.size());
+  const int64_t pre = n - 3;
+  CHECK_OK(hmoe_dense_attention_window(eng, c, 0, q.data(), k.data(), v.data(), pre, heads, scale, window, out.data()));
+  for (int64_t t = pre; t < n; ++t)
+    CHECK_OK(hmoe_dense_attention_window(eng, c, 0, q.data() + t * heads * kd, k.data() + t * kv * kd,
+                                         v.data() + t * kv * vd, 1, heads, scale, window, out.data() + t * heads * vd));
+  const double err = max_abs_diff(out, ref);
+  if (err > 1e-5) std::fprintf(stderr, "window %lld: max error %g\n", (long long)window, err);
+  CHECK(err < 1e-5);
+  CHECK(hmoe_dense_attention_window(eng, c, 0, q.data(), k.data(), v.data(), 1, heads, scale, -1, out.data()) ==
+        HMOE_ERR_INVALID_ARGUMENT);
+  hmoe_kv_cache_free(c);
+}
+
 }  // namespace
 
 int main() {
@@ -351,6 +393,9 @@ int main() {
     test_attention(eng, 300, 32, 1, 16, 256);  // partials over 1M floats: the prefill runs in token batches
     test_bf16_cache_attention(eng, 9, 4, 2, 21, 13, false);   // inline, odd dims (AVX2 tails)
     test_bf16_cache_attention(eng, 300, 8, 1, 40, 32, true);  // chunked, shared (MLA-like) layout
+    test_window_attention(eng, 12, 4, 2, 9, 7, 5);       // window inside one chunk
+    test_window_attention(eng, 600, 4, 1, 16, 12, 300);  // window across chunk boundaries
+    test_window_attention(eng, 20, 2, 2, 8, 8, 100);     // window longer than the sequence: plain causal
     ++tested;
   }
   hmoe_kernel_variant_force(-1);

@@ -110,6 +110,14 @@ HMOE_API int hmoe_dense_attention(hmoe_engine_t* engine, hmoe_kv_cache_t* cache,
                                   const float* q, const float* k, const float* v, int64_t n,
                                   int64_t n_heads, float scale, float* out);
 
+/* hmoe_dense_attention with a sliding window (Mistral/Mixtral sliding_window, Qwen's
+ * use_sliding_window): new token t at position p = L + t attends to positions max(0, p - window +
+ * 1)..p only, HuggingFace's sliding-window mask (kv > q - window). window 0: no window (the whole
+ * cache, as hmoe_dense_attention). The cache still keeps every position. */
+HMOE_API int hmoe_dense_attention_window(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, int64_t layer,
+                                         const float* q, const float* k, const float* v, int64_t n,
+                                         int64_t n_heads, float scale, int64_t window, float* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,7 @@ import org.hybrimoe.ops.DenseOps.RopeStyle;
  * linears (optional biases), optional q/k RMSNorm (per head as Qwen3, or over the whole
  * projection as OLMoE), optional clamping of q, k and v to +-clip_qkv after the norms (OLMoE),
  * rotate_half RoPE with the config's {@link Rope} scaling, softmax(q.k / sqrt(hd)) over the
- * cache, o_proj.
+ * cache (or its last {@code window} positions: sliding-window attention), o_proj.
  */
 public final class GqaAttention implements Attention {
   /** Where q/k normalisation applies. */
@@ -33,14 +33,18 @@ public final class GqaAttention implements Attention {
   private final FloatBuffer invFreq; // [hd / 2]
   private final float ropeScale; // on cos and sin (YaRN's attention factor), 1 otherwise
   private final float clip; // q, k, v clamped to [-clip, clip]; 0 for none
+  private final int window; // sliding window in positions; 0 for none
 
   /**
    * See the class comment; q [H*hd, d], k and v [KV*hd, d], o [d, H*hd]; rope for dimension hd;
-   * clip 0 for none.
+   * clip 0 for none; window 0 for none.
    */
   public GqaAttention(
       Linear q, Linear k, Linear v, Linear o, int heads, int kvHeads, int headDim, QkNorm qkNorm,
-      FloatBuffer qNorm, FloatBuffer kNorm, float eps, Rope rope, float clip) {
+      FloatBuffer qNorm, FloatBuffer kNorm, float eps, Rope rope, float clip, int window) {
+    if (window < 0) {
+      throw new IllegalArgumentException("window must be >= 0, got " + window);
+    }
     if (rope.invFreq().length != headDim / 2) {
       throw new IllegalArgumentException("rope has " + rope.invFreq().length + " frequencies for head_dim " + headDim);
     }
@@ -61,6 +65,7 @@ public final class GqaAttention implements Attention {
     this.invFreq = rope.invFreqBuffer();
     this.ropeScale = rope.scale();
     this.clip = clip;
+    this.window = window;
   }
 
   @Override
@@ -104,7 +109,7 @@ public final class GqaAttention implements Attention {
     DenseOps.rope(kb, n, kvHeads, kd, headDim, headDim, ctx.positions(), invFreq, ropeScale, RopeStyle.HALF);
     FloatBuffer ab = ctx.floats(Scratch.Slot.ATTENDED, (long) n * qd);
     DenseOps.attention(
-        ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, (float) (1.0 / Math.sqrt(headDim)), ab);
+        ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, (float) (1.0 / Math.sqrt(headDim)), window, ab);
     o.apply(ctx.engine(), ab, n, out);
   }
 

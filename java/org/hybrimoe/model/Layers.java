@@ -182,11 +182,11 @@ public final class Layers {
   /**
    * Grouped-query attention of one layer from {@code <prefix>q_proj/k_proj/v_proj/o_proj}
    * (.weight, and .bias for q/k/v when {@code bias}), with {@code <prefix>q_norm/k_norm.weight}
-   * when qkNorm is not NONE; rope and clip as {@link GqaAttention} takes them.
+   * when qkNorm is not NONE; rope, clip and window as {@link GqaAttention} takes them.
    */
   public static GqaAttention gqa(
       ModelWeights w, String prefix, int d, GqaShape shape, boolean bias, GqaAttention.QkNorm qkNorm,
-      float eps, Rope rope, float clip) throws IOException {
+      float eps, Rope rope, float clip, int window) throws IOException {
     int heads = shape.heads();
     int kvHeads = shape.kvHeads();
     int headDim = shape.headDim();
@@ -206,7 +206,7 @@ public final class Layers {
       qn = w.vector(prefix + "q_norm.weight", qd, why);
       kn = w.vector(prefix + "k_norm.weight", kd, why);
     }
-    return new GqaAttention(q, k, v, o, heads, kvHeads, headDim, qkNorm, qn, kn, eps, rope, clip);
+    return new GqaAttention(q, k, v, o, heads, kvHeads, headDim, qkNorm, qn, kn, eps, rope, clip, window);
   }
 
   /** A SwiGLU MLP from {@code <prefix>gate_proj/up_proj/down_proj.weight}. */
@@ -215,6 +215,21 @@ public final class Layers {
         w.linear(prefix + "gate_proj.weight", null, ff, d, why),
         w.linear(prefix + "up_proj.weight", null, ff, d, why),
         w.linear(prefix + "down_proj.weight", null, d, ff, why));
+  }
+
+  /**
+   * Decoder layer l's sliding attention window (0: none), HuggingFace's conventions: Mistral's
+   * {@code sliding_window} on every layer when {@code qwenStyle} is false; Qwen2/3's only with
+   * {@code use_sliding_window} true, and then only on layers l >= {@code max_window_layers}.
+   */
+  public static int slidingWindow(ModelConfig cfg, int layer, boolean qwenStyle) {
+    if (!cfg.has("sliding_window")) {
+      return 0;
+    }
+    if (qwenStyle && (!cfg.boolOr("use_sliding_window", false) || layer < cfg.intOr("max_window_layers", 28))) {
+      return 0;
+    }
+    return cfg.requirePositiveInt("sliding_window");
   }
 
   /** GQA attention sizes from the common config fields, checked against each other. */

@@ -395,6 +395,12 @@ public final class HmoeNative {
       @Cast("const float*") FloatBuffer v, @Cast("int64_t") long n, @Cast("int64_t") long nHeads,
       float scale, @Cast("float*") FloatBuffer out);
 
+  public static native int hmoe_dense_attention_window(
+      hmoe_engine_t engine, hmoe_kv_cache_t cache, @Cast("int64_t") long layer,
+      @Cast("const float*") FloatBuffer q, @Cast("const float*") FloatBuffer k,
+      @Cast("const float*") FloatBuffer v, @Cast("int64_t") long n, @Cast("int64_t") long nHeads,
+      float scale, @Cast("int64_t") long window, @Cast("float*") FloatBuffer out);
+
   // ---- hybrid.h ----
 
   public static native int hmoe_hybrid_create(

@@ -172,6 +172,19 @@ public final class DenseOps {
   public static void attention(
       Engine engine, KvCache cache, int layer, FloatBuffer q, FloatBuffer k, FloatBuffer v, int n,
       int nHeads, float scale, FloatBuffer out) {
+    attention(engine, cache, layer, q, k, v, n, nHeads, scale, 0, out);
+  }
+
+  /**
+   * {@link #attention} with a sliding window: a token at position p attends to positions p -
+   * window + 1..p only (HuggingFace's sliding-window mask); window 0 for none.
+   */
+  public static void attention(
+      Engine engine, KvCache cache, int layer, FloatBuffer q, FloatBuffer k, FloatBuffer v, int n,
+      int nHeads, float scale, int window, FloatBuffer out) {
+    if (window < 0) {
+      throw new IllegalArgumentException("window must be >= 0, got " + window);
+    }
     Native.requireDirect("q", q, (long) n * nHeads * cache.kDim());
     Native.requireDirect("k", k, (long) n * cache.nKvHeads() * cache.kDim());
     if (!cache.sharedKv()) {
@@ -180,8 +193,8 @@ public final class DenseOps {
     Native.requireDirect("out", out, (long) n * nHeads * cache.vDim());
     Native.check(
         "hmoe_dense_attention",
-        HmoeNative.hmoe_dense_attention(
+        HmoeNative.hmoe_dense_attention_window(
             engine.handle(), cache.handle(), layer, q.slice(), k.slice(),
-            cache.sharedKv() ? null : v.slice(), n, nHeads, scale, out.slice()));
+            cache.sharedKv() ? null : v.slice(), n, nHeads, scale, window, out.slice()));
   }
 }

@@ -53,7 +53,7 @@ public final class MixtralArchitecture implements Architecture {
       String p = "model.layers." + l + ".";
       GqaAttention att =
           Layers.gqa(w, p + "self_attn.", d, a, false,
-              GqaAttention.QkNorm.NONE, eps, rope, 0f);
+              GqaAttention.QkNorm.NONE, eps, rope, 0f, Layers.slidingWindow(cfg, l, false));
       boolean packed = w.has(p + "mlp.experts.gate_up_proj");
       String routerName = packed ? p + "mlp.gate.weight" : p + "block_sparse_moe.gate.weight";
       expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "block_sparse_moe.experts.",

@@ -56,7 +56,7 @@ public final class OlmoeArchitecture implements Architecture {
       String p = "model.layers." + l + ".";
       GqaAttention att =
           Layers.gqa(w, p + "self_attn.", d, a,
-              cfg.boolOr("attention_bias", false), GqaAttention.QkNorm.FULL, eps, rope, clip);
+              cfg.boolOr("attention_bias", false), GqaAttention.QkNorm.FULL, eps, rope, clip, 0);
       expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "mlp.experts.",
           new String[] {"gate_proj", "up_proj", "down_proj"}, experts, d, ff, why));
       MoeBlock moe = new MoeBlock(

@@ -62,7 +62,7 @@ public final class Qwen2MoeArchitecture implements Architecture {
       String p = "model.layers." + l + ".";
       GqaAttention att =
           Layers.gqa(w, p + "self_attn.", d, a, true,
-              GqaAttention.QkNorm.NONE, eps, rope, 0f);
+              GqaAttention.QkNorm.NONE, eps, rope, 0f, Layers.slidingWindow(cfg, l, true));
       FeedForward ffn;
       if (!mlpOnly.contains(l) && (l + 1) % step == 0) {
         expertWeights.put(l, Layers.experts(w, l, p + "mlp.experts.", p + "mlp.experts.",

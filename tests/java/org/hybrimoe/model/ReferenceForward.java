@@ -212,6 +212,14 @@ final class ReferenceForward {
     double[] inv = new double[hd / 2];
     double cs = gqaRope(hd, theta, inv);
     double clip = c.hasNonNull("clip_qkv") ? c.get("clip_qkv").asDouble() : 0;
+    // sliding window: Mistral-style on every layer; Qwen-style only with use_sliding_window, on
+    // layers >= max_window_layers
+    int layer = Integer.parseInt(p.split("\\.")[2]);
+    int window = 0;
+    if (c.hasNonNull("sliding_window") && (!type.startsWith("qwen")
+        || c.path("use_sliding_window").asBoolean(false) && layer >= c.path("max_window_layers").asInt(28))) {
+      window = c.get("sliding_window").asInt();
+    }
     double[][] q = new double[n][], k = new double[n][], v = new double[n][];
     for (int s = 0; s < n; s++) {
       q[s] = lin(x[s], t(p + "q_proj.weight"), heads * hd, opt(p + "q_proj.bias"));
@@ -242,9 +250,10 @@ final class ReferenceForward {
     double[][] out = new double[n][];
     for (int s = 0; s < n; s++) {
       double[] o = new double[heads * hd];
+      int j0 = window > 0 ? Math.max(0, s - window + 1) : 0;
       for (int hh = 0; hh < heads; hh++) {
         int g = hh / (heads / kv);
-        attend(q[s], hh * hd, k, g * hd, hd, v, g * hd, hd, s, 1 / Math.sqrt(hd), o, hh * hd);
+        attend(q[s], hh * hd, k, g * hd, hd, v, g * hd, hd, j0, s, 1 / Math.sqrt(hd), o, hh * hd);
       }
       out[s] = lin(o, t(p + "o_proj.weight"), d, null);
     }
@@ -318,9 +327,15 @@ final class ReferenceForward {
   // softmax(scale * q.k_j) over j <= s, weighted sum of v_j, into o[oo..oo+vd).
   static void attend(double[] q, int qo, double[][] k, int ko, int kd, double[][] v, int vo, int vd, int s,
       double scale, double[] o, int oo) {
+    attend(q, qo, k, ko, kd, v, vo, vd, 0, s, scale, o, oo);
+  }
+
+  // positions j0..s only (a sliding window); the others' weights stay 0.
+  static void attend(double[] q, int qo, double[][] k, int ko, int kd, double[][] v, int vo, int vd, int j0, int s,
+      double scale, double[] o, int oo) {
     double[] e = new double[s + 1];
     double mx = Double.NEGATIVE_INFINITY;
-    for (int j = 0; j <= s; j++) {
+    for (int j = j0; j <= s; j++) {
       double dot = 0;
       for (int z = 0; z < kd; z++) {
         dot += q[qo + z] * k[j][ko + z];
@@ -329,11 +344,11 @@ final class ReferenceForward {
       mx = Math.max(mx, e[j]);
     }
     double sum = 0;
-    for (int j = 0; j <= s; j++) {
+    for (int j = j0; j <= s; j++) {
       e[j] = Math.exp(e[j] - mx);
       sum += e[j];
     }
-    for (int j = 0; j <= s; j++) {
+    for (int j = j0; j <= s; j++) {
       for (int z = 0; z < vd; z++) {
         o[oo + z] += e[j] / sum * v[j][vo + z];
       }

@@ -19,7 +19,8 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * rope_scaling (linear, yarn) on the GQA architectures and OLMoE's clip_qkv, engine against the
+ * rope_scaling (linear, yarn) on the GQA architectures, OLMoE's clip_qkv and sliding-window
+ * attention (Mistral's sliding_window, Qwen's use_sliding_window), engine against the
  * float64 {@link ReferenceForward} on make-model outputs whose config.json is edited; every
  * variant is also checked to change the reference's logits (so a loader that ignored it would
  * fail); unsupported variants fail naming the field.
@@ -43,6 +44,17 @@ class RopeScalingTest {
         c.putObject("rope_scaling").put("type", "yarn").put("factor", 3.0).put("mscale", 1.0)
             .put("mscale_all_dim", 0.5).put("original_max_position_embeddings", 32)));
     out.add(Arguments.of("olmoe clip_qkv 0.3", "olmoe", (Consumer<ObjectNode>) c -> c.put("clip_qkv", 0.3)));
+    out.add(Arguments.of("mixtral sliding_window 4", "mixtral", (Consumer<ObjectNode>) c -> c.put("sliding_window", 4)));
+    out.add(Arguments.of("qwen3_moe use_sliding_window 3 from layer 1", "qwen3_moe", (Consumer<ObjectNode>) c -> {
+      c.put("use_sliding_window", true);
+      c.put("sliding_window", 3);
+      c.put("max_window_layers", 1);
+    }));
+    out.add(Arguments.of("qwen2_moe use_sliding_window 5 on every layer", "qwen2_moe", (Consumer<ObjectNode>) c -> {
+      c.put("use_sliding_window", true);
+      c.put("sliding_window", 5);
+      c.put("max_window_layers", 0);
+    }));
     out.add(Arguments.of("olmoe clip_qkv and yarn", "olmoe", (Consumer<ObjectNode>) c -> {
       c.put("clip_qkv", 0.5);
       c.putObject("rope_scaling").put("type", "yarn").put("factor", 2.0);
