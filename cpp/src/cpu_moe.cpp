@@ -355,32 +355,23 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
     });
   };
   up_phase(cnt_ours);
-  // oneDNN from this thread while the pool is idle, on an OpenMP team of the pool's size.
-  // src: the packed f32 rows, or a bf16 copy of them for bf16 weights.
-  auto dnnl_src = [&](const Acts& a, int64_t e, int64_t K, std::vector<uint16_t>& tmp) -> const void* {
-    const int64_t r0 = off[size_t(e)], m = cnt[size_t(e)];
-    if (dnnl_dtype == HMOE_DTYPE_F32) return a.f32.data() + r0 * a.ld;
-    if (!a.bf16.empty()) return a.bf16.data() + r0 * a.ld;
-    tmp.resize(size_t(m * a.ld));
-    for (int64_t i = 0; i < m * a.ld; ++i) tmp[size_t(i)] = hmoe::f32_to_bf16(a.f32[size_t(r0 * a.ld + i)]);
-    return tmp.data();
-  };
-  std::vector<int64_t> dnnl_done;
-  if (!dnnl_experts.empty()) hmoe::set_omp_threads(pool.size());
-  // One projection of expert e through oneDNN: f32 directly; bf16 through oneDNN's bf16 matmul
-  // where it has one, else with the weights widened to f32 in blocks (onednn_ffn.hpp).
+  // One projection of expert e through oneDNN, from this thread while the pool is idle, on an
+  // OpenMP team of the pool's size: f32 weights on the packed f32 rows; bf16 weights through
+  // onednn_matmul_bf16_any (oneDNN's bf16 matmul on the rows' bf16 form where the path derived
+  // one, else rounded there; or the weights widened to f32 where oneDNN has no bf16).
   auto dnnl_mm = [&](const Acts& a, int64_t e, const hmoe::cpu::MatView& W, int64_t K, int64_t N, float* dst) {
     const int64_t m = cnt[size_t(e)], r0 = off[size_t(e)];
-    std::vector<uint16_t> tmp;
-    const void* src = dnnl_src(a, e, K, tmp);
+    const float* src = a.f32.data() + r0 * a.ld;
     if (dnnl_dtype == HMOE_DTYPE_F32) {
       if (!hmoe::onednn_matmul(HMOE_DTYPE_F32, m, K, N, src, a.ld, W.w, dst, N))
         hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN has no f32 matmul on this CPU");
     } else {
-      hmoe::onednn_matmul_bf16_any(m, K, N, static_cast<const uint16_t*>(src), a.f32.data() + r0 * a.ld, a.ld, W.w,
+      hmoe::onednn_matmul_bf16_any(m, K, N, src, a.ld, a.bf16.empty() ? nullptr : a.bf16.data() + r0 * a.ld, W.w,
                                    dst, N);
     }
   };
+  std::vector<int64_t> dnnl_done;
+  if (!dnnl_experts.empty()) hmoe::set_omp_threads(pool.size());
   for (int64_t e : dnnl_experts) {
     const int64_t m = cnt[size_t(e)], r0 = off[size_t(e)];
     std::vector<float> g(size_t(m * ff)), u(size_t(m * ff));

@@ -148,9 +148,7 @@ void linear_onednn(hmoe_engine_t* engine, const float* x, int64_t n, int64_t in,
     if (!hmoe::onednn_matmul(HMOE_DTYPE_F32, n, in, out, x, in, w, y, out))
       hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN has no f32 matmul on this CPU");
   } else {
-    std::vector<uint16_t> xb(size_t(n * in));
-    for (int64_t i = 0; i < n * in; ++i) xb[size_t(i)] = hmoe::f32_to_bf16(x[i]);
-    hmoe::onednn_matmul_bf16_any(n, in, out, xb.data(), x, in, w, y, out);
+    hmoe::onednn_matmul_bf16_any(n, in, out, x, in, nullptr, w, y, out);
   }
   if (bias != nullptr)
     for (int64_t t = 0; t < n; ++t)

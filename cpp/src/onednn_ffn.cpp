@@ -71,13 +71,20 @@ void onednn_matmul_bf16_widened(int64_t m, int64_t K, int64_t N, const float* sr
   }
 }
 
-void onednn_matmul_bf16_any(int64_t m, int64_t K, int64_t N, const uint16_t* src_bf16, const float* src_f32,
-                            int64_t lds, const void* w, float* dst, int64_t ldd) {
+void onednn_matmul_bf16_any(int64_t m, int64_t K, int64_t N, const float* src, int64_t lds, const uint16_t* src_bf16,
+                            const void* w, float* dst, int64_t ldd) {
   if (!g_bf16_missing.load(std::memory_order_relaxed)) {
+    std::vector<uint16_t> rounded;
+    if (src_bf16 == nullptr) {
+      rounded.resize(size_t(m * lds));
+      for (int64_t t = 0; t < m; ++t)
+        for (int64_t k = 0; k < K; ++k) rounded[size_t(t * lds + k)] = hmoe::f32_to_bf16(src[t * lds + k]);
+      src_bf16 = rounded.data();
+    }
     if (onednn_matmul(HMOE_DTYPE_BF16, m, K, N, src_bf16, lds, w, dst, ldd)) return;
     g_bf16_missing.store(true, std::memory_order_relaxed);
   }
-  onednn_matmul_bf16_widened(m, K, N, src_f32, lds, w, dst, ldd);
+  onednn_matmul_bf16_widened(m, K, N, src, lds, w, dst, ldd);
 }
 
 }  // namespace hmoe

@@ -22,10 +22,11 @@ bool onednn_matmul(int dtype, int64_t m, int64_t K, int64_t N, const void* src, 
 void onednn_matmul_bf16_widened(int64_t m, int64_t K, int64_t N, const float* src, int64_t lds,
                                 const void* w, float* dst, int64_t ldd);
 
-// bf16 x bf16 matmul through oneDNN, else through onednn_matmul_bf16_widened: src_bf16 [m, K]
-// bf16 (row stride lds) for the first, src_f32 the same rows in f32 for the second. Remembers a
-// missing bf16 implementation so that later calls go straight to the widening.
-void onednn_matmul_bf16_any(int64_t m, int64_t K, int64_t N, const uint16_t* src_bf16, const float* src_f32,
-                            int64_t lds, const void* w, float* dst, int64_t ldd);
+// dst[m, N] = src[m, K] x W^T for bf16 weights W [N, K]: oneDNN's bf16 matmul on bf16 activations
+// where it has one (src_bf16, the same rows in bf16 with stride lds, or null to round src here),
+// else onednn_matmul_bf16_widened on the f32 rows. A missing bf16 implementation is remembered,
+// so later calls neither try it nor round the activations.
+void onednn_matmul_bf16_any(int64_t m, int64_t K, int64_t N, const float* src, int64_t lds, const uint16_t* src_bf16,
+                            const void* w, float* dst, int64_t ldd);
 
 }  // namespace hmoe
