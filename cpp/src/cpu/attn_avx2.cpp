@@ -1,31 +1,19 @@
-// AVX2+FMA attention kernels (attn_kernels.hpp). Helpers live in an anonymous namespace so that
-// nothing compiled with these flags is shared with other translation units.
+// AVX2+FMA attention kernels (attn_kernels.hpp). Helpers live in anonymous namespaces (here and
+// in avx2_helpers.hpp) so that nothing compiled with these flags is shared with other translation
+// units.
 #include <immintrin.h>
 
 #include "cpu/attn_kernels.hpp"
+#include "cpu/avx2_helpers.hpp"
 
 namespace hmoe::cpu {
 namespace {
 
-float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// 8 elements at p widened to f32 (bf16: the 16-bit pattern shifted into the high half).
+// 8 elements at p widened to f32.
 __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-__m256 load8(const uint16_t* p) {
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-}
+__m256 load8(const uint16_t* p) { return widen8_bf16(p); }
 float to_f32(float v) { return v; }
-float to_f32(uint16_t h) {
-  const uint32_t u = uint32_t(h) << 16;
-  float f;
-  __builtin_memcpy(&f, &u, 4);
-  return f;
-}
+float to_f32(uint16_t h) { return widen1_bf16(h); }
 
 // NJ keys (k0, k0 + k_stride, ...) against every query row: each 8 values of a query row are
 // loaded once for the NJ keys.

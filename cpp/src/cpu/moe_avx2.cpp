@@ -8,18 +8,12 @@
 
 #include <cstring>
 
+#include "cpu/avx2_helpers.hpp"
 #include "cpu/moe_kernels.hpp"
 #include "hybrimoe/hmoe.h"
 
 namespace hmoe::cpu {
 namespace {
-
-float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // 8 weights at element k of a row, widened to f32.
 template <int FMT>
@@ -27,8 +21,7 @@ __m256 load8(const uint8_t* row, int64_t k) {
   if constexpr (FMT == HMOE_FORMAT_F32) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
   } else if constexpr (FMT == HMOE_FORMAT_BF16) {
-    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return widen8_bf16(row + 2 * k);
   } else {  // int8
     __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k));
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
@@ -44,10 +37,7 @@ float load1(const uint8_t* row, int64_t k) {
   } else if constexpr (FMT == HMOE_FORMAT_BF16) {
     uint16_t h;
     std::memcpy(&h, row + 2 * k, 2);
-    uint32_t u = uint32_t(h) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
+    return widen1_bf16(h);
   } else {
     return float(static_cast<int8_t>(row[k]));
   }
