@@ -123,28 +123,36 @@ void test_rope() {
   CHECK(hmoe_dense_rope(x.data(), n, heads, stride, hd, rot, pos.data(), inv.data(), 1.0f, 0) == HMOE_ERR_INVALID_ARGUMENT);
 }
 
-void test_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, int64_t kd, int64_t vd) {
-  const float scale = 0.7f;
-  std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v = randv(size_t(n * kv * vd));
+// Causal (grouped-query) attention in double: token t, head h attends to positions
+// max(0, t - window + 1)..t (window 0: all), q [n, heads, kd], k [n, kv, kd], v [n, kv, vd].
+std::vector<double> ref_attention(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+                                  int64_t n, int64_t heads, int64_t kv, int64_t kd, int64_t vd, float scale,
+                                  int64_t window) {
   std::vector<double> ref(size_t(n * heads * vd));
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < heads; ++h) {
-      const int64_t g = h / (heads / kv);
-      std::vector<double> s(size_t(t + 1));
+      const int64_t g = h / (heads / kv), lo = window > 0 ? std::max<int64_t>(0, t - window + 1) : 0;
+      std::vector<double> p(size_t(t + 1 - lo));
       double mx = -1e300, sum = 0;
-      for (int64_t j = 0; j <= t; ++j) {
+      for (int64_t j = lo; j <= t; ++j) {
         double d = 0;
         for (int64_t i = 0; i < kd; ++i) d += double(q[size_t((t * heads + h) * kd + i)]) * k[size_t((j * kv + g) * kd + i)];
-        s[size_t(j)] = scale * d;
-        mx = std::max(mx, s[size_t(j)]);
+        mx = std::max(mx, p[size_t(j - lo)] = scale * d);
       }
-      for (auto& e : s) sum += (e = std::exp(e - mx));
+      for (auto& e : p) sum += (e = std::exp(e - mx));
       for (int64_t i = 0; i < vd; ++i) {
         double o = 0;
-        for (int64_t j = 0; j <= t; ++j) o += s[size_t(j)] / sum * v[size_t((j * kv + g) * vd + i)];
+        for (int64_t j = lo; j <= t; ++j) o += p[size_t(j - lo)] / sum * v[size_t((j * kv + g) * vd + i)];
         ref[size_t((t * heads + h) * vd + i)] = o;
       }
     }
+  return ref;
+}
+
+void test_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t kv, int64_t kd, int64_t vd) {
+  const float scale = 0.7f;
+  std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v = randv(size_t(n * kv * vd));
+  const std::vector<double> ref = ref_attention(q, k, v, n, heads, kv, kd, vd, scale, 0);
   hmoe_kv_cache_t* cache = nullptr;
   CHECK_OK(hmoe_kv_cache_create(2, n + 2, kv, kd, vd, &cache));
   if (cache == nullptr) return;
@@ -282,25 +290,11 @@ void test_bf16_cache_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int
   std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v = randv(size_t(n * kv * vd));
   if (shared)
     for (int64_t r = 0; r < n * kv; ++r) std::memcpy(v.data() + r * vd, k.data() + r * kd, size_t(vd) * 4);
-  const auto round = [](float x) { return double(hmoe::bf16_to_f32(hmoe::f32_to_bf16(x))); };
-  std::vector<double> ref(size_t(n * heads * vd));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t g = h / (heads / kv);
-      std::vector<double> p(size_t(t + 1));
-      double mx = -1e300, sum = 0;
-      for (int64_t j = 0; j <= t; ++j) {
-        double d = 0;
-        for (int64_t i = 0; i < kd; ++i) d += double(q[size_t((t * heads + h) * kd + i)]) * round(k[size_t((j * kv + g) * kd + i)]);
-        mx = std::max(mx, p[size_t(j)] = scale * d);
-      }
-      for (auto& e : p) sum += (e = std::exp(e - mx));
-      for (int64_t i = 0; i < vd; ++i) {
-        double o = 0;
-        for (int64_t j = 0; j <= t; ++j) o += p[size_t(j)] / sum * round(v[size_t((j * kv + g) * vd + i)]);
-        ref[size_t((t * heads + h) * vd + i)] = o;
-      }
-    }
+  // The reference sees the keys and values the cache holds: rounded to bf16 (exact in f32).
+  std::vector<float> kr(k), vr(v);
+  for (auto* a : {&kr, &vr})
+    for (float& x : *a) x = hmoe::bf16_to_f32(hmoe::f32_to_bf16(x));
+  const std::vector<double> ref = ref_attention(q, kr, vr, n, heads, kv, kd, vd, scale, 0);
   hmoe_kv_cache_t* c = nullptr;
   CHECK_OK(hmoe_kv_cache_create_typed(2, n, kv, kd, vd, HMOE_DTYPE_BF16, shared ? 1 : 0, &c));
   if (c == nullptr) return;
@@ -326,24 +320,7 @@ void test_window_attention(hmoe_engine_t* eng, int64_t n, int64_t heads, int64_t
                            int64_t window) {
   const float scale = 0.6f;
   std::vector<float> q = randv(size_t(n * heads * kd)), k = randv(size_t(n * kv * kd)), v = randv(size_t(n * kv * vd));
-  std::vector<double> ref(size_t(n * heads * vd));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t g = h / (heads / kv), lo = std::max<int64_t>(0, t - window + 1);
-      std::vector<double> p(size_t(t + 1 - lo));
-      double mx = -1e300, sum = 0;
-      for (int64_t j = lo; j <= t; ++j) {
-        double d = 0;
-        for (int64_t i = 0; i < kd; ++i) d += double(q[size_t((t * heads + h) * kd + i)]) * k[size_t((j * kv + g) * kd + i)];
-        mx = std::max(mx, p[size_t(j - lo)] = scale * d);
-      }
-      for (auto& e : p) sum += (e = std::exp(e - mx));
-      for (int64_t i = 0; i < vd; ++i) {
-        double o = 0;
-        for (int64_t j = lo; j <= t; ++j) o += p[size_t(j - lo)] / sum * v[size_t((j * kv + g) * vd + i)];
-        ref[size_t((t * heads + h) * vd + i)] = o;
-      }
-    }
+  const std::vector<double> ref = ref_attention(q, k, v, n, heads, kv, kd, vd, scale, window);
   hmoe_kv_cache_t* c = nullptr;
   CHECK_OK(hmoe_kv_cache_create(1, n, kv, kd, vd, &c));
   if (c == nullptr) return;

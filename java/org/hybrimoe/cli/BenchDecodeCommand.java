@@ -74,7 +74,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     if (tokens < 2 || runs < 1 || promptTokens < 1 || probeMib < 64) {
       throw new IllegalArgumentException("need --tokens >= 2, --runs >= 1, --prompt-tokens >= 1, --probe-mib >= 64");
     }
-    LoadMixin.kvCacheType(kvCache); // refused before a model is written
+    ModelOptions.KvCacheType kv = LoadMixin.kvCacheType(kvCache); // refused before a model is written
     ExpertFormat fmt = switch (format.toLowerCase(Locale.ROOT)) {
       case "bf16" -> ExpertFormat.BF16;
       case "int4" -> ExpertFormat.INT4;
@@ -91,7 +91,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     try {
       DecodeTraffic traffic = DecodeTraffic.of(dir, fmt == ExpertFormat.INT4
           ? DecodeTraffic.convertedExpertBytes(dir, ExpertShape.Format.INT4, groupSize) : 0);
-      run(dir, fmt, traffic, out);
+      run(dir, fmt, kv, traffic, out);
     } finally {
       if (model == null) {
         DemoCommand.deleteTree(dir);
@@ -100,9 +100,10 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     return 0;
   }
 
-  private void run(Path dir, ExpertFormat fmt, DecodeTraffic traffic, PrintWriter out) throws Exception {
+  private void run(Path dir, ExpertFormat fmt, ModelOptions.KvCacheType kv, DecodeTraffic traffic, PrintWriter out)
+      throws Exception {
     ModelOptions o = ModelOptions.builder().device(ModelOptions.Device.CPU).threads(threads).expertFormat(fmt)
-        .groupSize(groupSize).kvCache(LoadMixin.kvCacheType(kvCache)).build();
+        .groupSize(groupSize).kvCache(kv).build();
     double[] ms = new double[runs];
     double[] probe = new double[runs + 1];
     int vocab;

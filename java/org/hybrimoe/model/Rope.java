@@ -64,8 +64,10 @@ public record Rope(float[] invFreq, float scale) {
         double mscale = number(cfg, r, "mscale", 0);
         double mscaleAll = number(cfg, r, "mscale_all_dim", 0);
         // HF: `get("beta_fast") or 32`, so a 0 also means the default.
-        double betaFast = number(cfg, r, "beta_fast", 0) == 0 ? 32 : number(cfg, r, "beta_fast", 0);
-        double betaSlow = number(cfg, r, "beta_slow", 0) == 0 ? 1 : number(cfg, r, "beta_slow", 0);
+        double betaFast = number(cfg, r, "beta_fast", 0);
+        double betaSlow = number(cfg, r, "beta_slow", 0);
+        betaFast = betaFast == 0 ? 32 : betaFast;
+        betaSlow = betaSlow == 0 ? 1 : betaSlow;
         if (r.has("truncate") && !r.get("truncate").asBoolean(true)) {
           throw cfg.bad("rope_scaling", "truncate: false is not supported");
         }
