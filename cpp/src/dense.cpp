@@ -535,11 +535,12 @@ int hmoe_dense_attention_window(hmoe_engine_t* engine, hmoe_kv_cache_t* cache, i
     // Tokens go in batches whose partials fit kPartialFloats (a long prefill would need GBs).
     const int64_t per_token = kv * chunks * group * pw;
     const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(n, kPartialFloats / per_token));
-    std::vector<float> part(size_t(nb * per_token));
+    // Not zeroed: every task writes its partials (m always; l and acc where the chunk is in range).
+    std::unique_ptr<float[]> part(new float[size_t(nb * per_token)]);
     for (int64_t t0 = 0; t0 < n; t0 += nb) {
       const int64_t tn = std::min(nb, n - t0);
       // partials of batch token b (token t0 + b), KV head g, chunk c: group x pw floats
-      const auto partial = [&](int64_t b, int64_t g, int64_t c) { return part.data() + ((b * kv + g) * chunks + c) * group * pw; };
+      const auto partial = [&](int64_t b, int64_t g, int64_t c) { return part.get() + ((b * kv + g) * chunks + c) * group * pw; };
       const double work = double(tn) * double(n_heads) * double(L + t0 + tn) * double(kd + vd);
       run_on(engine, tn * kv * chunks, work, [&](int64_t task) {
         const int64_t c = task % chunks, g = (task / chunks) % kv, b = task / (chunks * kv), t = t0 + b;
