@@ -77,3 +77,13 @@ int hmoe_cuda_bench_d2d(int32_t index, int64_t, int32_t, double*) {
 }
 
 }  // extern "C"
+
+// ---- dense_device.h entry points that need CUDA ------------------------------------------------
+#include "hybrimoe/dense_device.h"
+
+extern "C" int hmoe_dense_device_create_cuda(int32_t index, hmoe_dense_device_t** out) {
+  return hmoe::guarded("hmoe_dense_device_create_cuda", [&] {
+    if (out) *out = nullptr;
+    hmoe::fail(HMOE_ERR_NO_DEVICE, "CUDA device %d: this library was built without CUDA", index);
+  });
+}

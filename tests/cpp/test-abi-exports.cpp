@@ -11,6 +11,7 @@
 
 #include "check.hpp"
 #include "hybrimoe/dense.h"
+#include "hybrimoe/dense_device.h"
 #include "hybrimoe/device.h"
 #include "hybrimoe/hmoe.h"
 #include "hybrimoe/hybrid.h"
@@ -84,6 +85,13 @@ static const void* const kExports[] = {
     reinterpret_cast<const void*>(&hmoe_hybrid_run),
     reinterpret_cast<const void*>(&hmoe_hybrid_sync),
     reinterpret_cast<const void*>(&hmoe_clock_ms),
+    reinterpret_cast<const void*>(&hmoe_dense_device_create_cuda),
+    reinterpret_cast<const void*>(&hmoe_dense_device_create_emulated),
+    reinterpret_cast<const void*>(&hmoe_dense_device_free),
+    reinterpret_cast<const void*>(&hmoe_dense_device_describe),
+    reinterpret_cast<const void*>(&hmoe_dense_device_upload),
+    reinterpret_cast<const void*>(&hmoe_dense_device_linears),
+    reinterpret_cast<const void*>(&hmoe_dense_device_mlp),
 };
 
 static const char* const kNames[] = {
@@ -155,6 +163,13 @@ static const char* const kNames[] = {
     "hmoe_hybrid_run",
     "hmoe_hybrid_sync",
     "hmoe_clock_ms",
+    "hmoe_dense_device_create_cuda",
+    "hmoe_dense_device_create_emulated",
+    "hmoe_dense_device_free",
+    "hmoe_dense_device_describe",
+    "hmoe_dense_device_upload",
+    "hmoe_dense_device_linears",
+    "hmoe_dense_device_mlp",
 };
 
 int main(int argc, char** argv) {

@@ -15,7 +15,8 @@ add_test(NAME abi-exports COMMAND test-abi-exports
          ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hmoe.h ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/cpu_moe.h
          ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/device.h
          ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/dense.h
-         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hybrid.h)
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/hybrid.h
+         ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include/hybrimoe/dense_device.h)
 set_tests_properties(abi-exports PROPERTIES LABELS cpu)
 
 # The CPU MoE operator: every variant the CPU has (cpu-moe), then each forced through HMOE_KERNEL
@@ -44,3 +45,9 @@ set_tests_properties(hybrid PROPERTIES LABELS cpu)
 target_sources(test-pool PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cpp/src/pool.cpp)
 add_test(NAME pool COMMAND test-pool)
 set_tests_properties(pool PROPERTIES LABELS cpu)
+
+# Dense linears on a device: the host-emulated one always, CUDA where there is a GPU.
+add_test(NAME dense-device COMMAND test-dense-device emulated)
+set_tests_properties(dense-device PROPERTIES LABELS cpu)
+add_test(NAME cuda-dense-device COMMAND test-dense-device cuda)
+set_tests_properties(cuda-dense-device PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)

@@ -13,6 +13,7 @@ import org.hybrimoe.hybrid.HybridMoe;
 import org.hybrimoe.hybrid.LayerTimeline;
 import org.hybrimoe.model.CausalLm;
 import org.hybrimoe.model.ExecutorStats;
+import org.hybrimoe.model.DenseOffload;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.LoadProgress;
 import org.hybrimoe.model.ModelConfig;
@@ -86,7 +87,8 @@ public final class Model implements AutoCloseable {
     HybridExecutors.DeviceKind kind = HybridExecutors.resolve(options.device().kind);
     LoadOptions lo = new LoadOptions(options.threads(), null, options.groupSize())
         .withExecutors(HybridExecutors.factory(options.bundle(), options.budget(), kind, options.expertFormat()))
-        .withProgress(progress);
+        .withProgress(progress)
+        .withDense(denseOptions(options.dense(), kind));
     CausalLm lm = ModelRegistry.load(dir, lo);
     try {
       Set<Integer> eos = new LinkedHashSet<>();
@@ -104,6 +106,21 @@ public final class Model implements AutoCloseable {
       lm.close();
       throw e;
     }
+  }
+
+  // The dense offload the options ask for on the resolved device: AUTO takes CUDA only.
+  static DenseOffload.Options denseOptions(ModelOptions.Dense dense, HybridExecutors.DeviceKind kind) {
+    if (dense == ModelOptions.Dense.CPU || kind == HybridExecutors.DeviceKind.NONE) {
+      if (dense == ModelOptions.Dense.DEVICE) {
+        throw new IllegalArgumentException("dense linears on the device need one, and none was found");
+      }
+      return null;
+    }
+    if (kind == HybridExecutors.DeviceKind.CUDA) {
+      return new DenseOffload.Options(org.hybrimoe.device.Device.Kind.CUDA, 0);
+    }
+    return dense == ModelOptions.Dense.DEVICE
+        ? new DenseOffload.Options(org.hybrimoe.device.Device.Kind.EMULATED, 0) : null;
   }
 
   // eos_token_id of a config file: an int, a list of ints, or absent.
@@ -180,6 +197,14 @@ public final class Model implements AutoCloseable {
 
   public ModelOptions options() {
     return options;
+  }
+
+  /**
+   * Where the dense linears went at load (linears and bytes on the device and on the CPU), when a
+   * dense device is in use ({@link ModelOptions#dense()}).
+   */
+  public Optional<DenseOffload.Placement> densePlacement() {
+    return lm.denseOffload().map(DenseOffload::placement);
   }
 
   /** The policy bundle the MoE layers run under. */

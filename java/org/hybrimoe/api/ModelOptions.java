@@ -47,7 +47,18 @@ public final class ModelOptions {
     }
   }
 
+  /** Where the dense linears (attention projections, dense MLPs, shared experts, LM head) run. */
+  public enum Dense {
+    /** On the GPU with a CUDA device (as many as fit, before the expert cache), else the CPU. */
+    AUTO,
+    /** On the device, CUDA or emulated (the emulated one for tests; it makes no speed claim). */
+    DEVICE,
+    /** On the CPU. */
+    CPU
+  }
+
   private final Device device;
+  private final Dense dense;
   private final GpuBudget budget;
   private final int threads;
   private final PolicyBundle bundle;
@@ -59,6 +70,7 @@ public final class ModelOptions {
 
   private ModelOptions(Builder b) {
     this.device = b.device;
+    this.dense = b.dense;
     this.budget = b.budget;
     this.threads = b.threads;
     this.expertFormat = b.expertFormat;
@@ -129,6 +141,11 @@ public final class ModelOptions {
     return kvCache;
   }
 
+  /** Where the dense linears run. */
+  public Dense dense() {
+    return dense;
+  }
+
   /** Told about loading progress, or null. */
   public LoadProgress progress() {
     return progress;
@@ -137,6 +154,7 @@ public final class ModelOptions {
   /** Builds {@link ModelOptions}; each setter validates its value. */
   public static final class Builder {
     private Device device = Device.AUTO;
+    private Dense dense = Dense.AUTO;
     private GpuBudget budget = GpuBudget.ratio(0.25);
     private int threads;
     private PolicyBundle bundle = PolicyBundle.HYBRIMOE;
@@ -228,12 +246,21 @@ public final class ModelOptions {
       return this;
     }
 
+    /** Where the dense linears run (default AUTO: the GPU with CUDA, else the CPU). */
+    public Builder dense(Dense d) {
+      this.dense = java.util.Objects.requireNonNull(d, "dense");
+      return this;
+    }
+
     public Builder progress(LoadProgress p) {
       this.progress = p;
       return this;
     }
 
     public ModelOptions build() {
+      if (dense == Dense.DEVICE && device == Device.CPU) {
+        throw new IllegalArgumentException("dense linears on the device need one; device CPU has none");
+      }
       if (expertFormat == ExpertFormat.F32 && device != Device.CPU) {
         throw new IllegalArgumentException("F32 experts run on the CPU device only; GPUs and the emulated "
             + "device hold BF16 or INT4");

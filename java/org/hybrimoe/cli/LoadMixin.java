@@ -41,10 +41,15 @@ final class LoadMixin {
       description = "KV cache elements: f32 (exact) or bf16 (half the memory and attention reads).")
   String kvCache;
 
+  @Option(names = "--dense", defaultValue = "auto",
+      description = "Dense linears (attention, dense MLPs, shared experts, LM head): auto (the GPU with CUDA), "
+          + "device (also the emulated one) or cpu.")
+  String dense;
+
   ModelOptions toOptions(LoadProgress progress) {
     ModelOptions.Builder b = ModelOptions.builder().threads(threads).bundle(bundle).groupSize(groupSize)
         .maxContext(context).progress(progress).device(device(device)).expertFormat(format(format))
-        .kvCache(kvCacheType(kvCache));
+        .kvCache(kvCacheType(kvCache)).dense(dense(dense));
     if (gpuMemory != null && cacheRatio != null) {
       throw new IllegalArgumentException("give --gpu-memory or --cache-ratio, not both");
     }
@@ -57,6 +62,15 @@ final class LoadMixin {
       b.prefetchDepth(prefetchDepth);
     }
     return b.build();
+  }
+
+  static ModelOptions.Dense dense(String s) {
+    return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+      case "auto" -> ModelOptions.Dense.AUTO;
+      case "device", "gpu" -> ModelOptions.Dense.DEVICE;
+      case "cpu" -> ModelOptions.Dense.CPU;
+      default -> throw new IllegalArgumentException("--dense must be auto, device or cpu, got '" + s + "'");
+    };
   }
 
   static ModelOptions.KvCacheType kvCacheType(String s) {

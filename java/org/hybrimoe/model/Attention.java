@@ -26,4 +26,12 @@ public interface Attention {
   default boolean cacheValueSharesKey() {
     return false;
   }
+
+  /**
+   * The projections a {@link DenseOffload} may run on a device (whole [out, in] weights applied to
+   * the sublayer's activations); the default, none.
+   */
+  default java.util.List<Linear> linears() {
+    return java.util.List.of();
+  }
 }

@@ -32,12 +32,14 @@ public final class CausalLm implements AutoCloseable {
   private final float eps;
   private final int maxPositions;
   private final Lookahead lookahead;
+  private final DenseOffload dense; // null: every dense linear on the CPU
 
   /** Assembles a model (architectures call this; see {@link ModelRegistry}). */
   public CausalLm(
       String modelType, Engine engine, boolean ownsEngine, ModelWeights weights,
       MoeLayerExecutor experts, ByteBuffer embedding, WeightType embeddingType,
-      List<DecoderLayer> layers, FloatBuffer finalNorm, Linear lmHead, float eps, int maxPositions) {
+      List<DecoderLayer> layers, FloatBuffer finalNorm, Linear lmHead, float eps, int maxPositions,
+      DenseOffload dense) {
     this.modelType = modelType;
     this.engine = engine;
     this.ownsEngine = ownsEngine;
@@ -50,13 +52,9 @@ public final class CausalLm implements AutoCloseable {
     this.lmHead = lmHead;
     this.eps = eps;
     this.maxPositions = maxPositions;
+    this.dense = dense;
     this.lookahead = new RouterLookahead(engine, this.layers);
-    try {
-      experts.setLookahead(lookahead);
-    } catch (RuntimeException e) {
-      experts.close(); // the architecture hands the executor over last: nothing else would close it
-      throw e;
-    }
+    experts.setLookahead(lookahead); // when this throws, Layers.assemble closes the executor and the offload
   }
 
   /** The config's model_type. */
@@ -96,6 +94,15 @@ public final class CausalLm implements AutoCloseable {
 
   Engine engine() {
     return engine;
+  }
+
+  /** Where the dense linears run besides the CPU, when anywhere ({@link LoadOptions#dense}). */
+  public java.util.Optional<DenseOffload> denseOffload() {
+    return java.util.Optional.ofNullable(dense);
+  }
+
+  DenseOffload dense() {
+    return dense;
   }
 
   /**
@@ -141,12 +148,12 @@ public final class CausalLm implements AutoCloseable {
   }
 
   /** Final norm and LM head: logits [n, vocab] from hidden states [n, d]. */
-  FloatBuffer head(FloatBuffer h, int n, Scratch scratch) {
+  FloatBuffer head(ForwardContext ctx, FloatBuffer h, int n) {
     int d = hiddenSize();
-    FloatBuffer x = scratch.floats(Scratch.Slot.HEAD_IN, (long) n * d);
+    FloatBuffer x = ctx.floats(Scratch.Slot.HEAD_IN, (long) n * d);
     DenseOps.rmsnorm(h, n, d, d, finalNorm, eps, x, d);
-    FloatBuffer logits = scratch.floats(Scratch.Slot.LOGITS, (long) n * vocabSize());
-    lmHead.apply(engine, x, n, logits);
+    FloatBuffer logits = ctx.floats(Scratch.Slot.LOGITS, (long) n * vocabSize());
+    ctx.linear(lmHead, x, n, logits);
     return logits;
   }
 
@@ -160,6 +167,9 @@ public final class CausalLm implements AutoCloseable {
       experts.close();
     } finally {
       try {
+        if (dense != null) {
+          dense.close();
+        }
         weights.close();
       } finally {
         if (ownsEngine) {

@@ -1,6 +1,7 @@
 package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
+import java.util.List;
 import org.hybrimoe.ops.DenseOps;
 
 /** A SwiGLU MLP: down(silu(gate(x)) * up(x)); gate, up [ff, d], down [d, ff]. */
@@ -30,6 +31,11 @@ public final class DenseMlp implements FeedForward {
     return down;
   }
 
+  /** gate, up and down, the weights a {@link DenseOffload} may take. */
+  public List<Linear> linears() {
+    return List.of(gate, up, down);
+  }
+
   /** Intermediate size. */
   public int ff() {
     return gate.out();
@@ -37,12 +43,14 @@ public final class DenseMlp implements FeedForward {
 
   @Override
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
+    if (DenseOffload.mlp(ctx.dense(), this, x, n, out)) {
+      return; // the whole MLP on the device, its intermediate never leaving it
+    }
     int ff = gate.out();
-    FloatBuffer g = ctx.floats(Scratch.Slot.MLP_GATE, (long) n * ff);
-    FloatBuffer u = ctx.floats(Scratch.Slot.MLP_UP, (long) n * ff);
-    gate.apply(ctx.engine(), x, n, g);
-    up.apply(ctx.engine(), x, n, u);
-    Act.siluMul(g, u, n * ff);
-    down.apply(ctx.engine(), g, n, out);
+    FloatBuffer gu = ctx.floats(Scratch.Slot.MLP_GATE_UP, 2L * n * ff); // gate [n, ff], then up [n, ff]
+    ctx.linears(x, n, gu, gate, up);
+    FloatBuffer g = gu.slice(0, n * ff);
+    Act.siluMul(g, gu.slice(n * ff, n * ff), n * ff);
+    ctx.linear(down, g, n, out);
   }
 }

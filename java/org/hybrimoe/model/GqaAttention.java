@@ -69,6 +69,11 @@ public final class GqaAttention implements Attention {
   }
 
   @Override
+  public java.util.List<Linear> linears() {
+    return java.util.List.of(q, k, v, o);
+  }
+
+  @Override
   public int cacheHeads() {
     return kvHeads;
   }
@@ -87,12 +92,12 @@ public final class GqaAttention implements Attention {
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
     int qd = heads * headDim;
     int kd = kvHeads * headDim;
-    FloatBuffer qb = ctx.floats(Scratch.Slot.Q, (long) n * qd);
-    FloatBuffer kb = ctx.floats(Scratch.Slot.K, (long) n * kd);
-    FloatBuffer vb = ctx.floats(Scratch.Slot.V, (long) n * kd);
-    q.apply(ctx.engine(), x, n, qb);
-    k.apply(ctx.engine(), x, n, kb);
-    v.apply(ctx.engine(), x, n, vb);
+    // q [n, H*hd], k and v [n, KV*hd] in turn in one buffer: one device call takes all three.
+    FloatBuffer qkv = ctx.floats(Scratch.Slot.Q, (long) n * (qd + 2 * kd));
+    ctx.linears(x, n, qkv, q, k, v);
+    FloatBuffer qb = qkv.slice(0, n * qd);
+    FloatBuffer kb = qkv.slice(n * qd, n * kd);
+    FloatBuffer vb = qkv.slice(n * (qd + kd), n * kd);
     if (qkNorm == QkNorm.PER_HEAD) {
       DenseOps.rmsnorm(qb, n * heads, headDim, headDim, qNorm, eps, qb, headDim);
       DenseOps.rmsnorm(kb, n * kvHeads, headDim, headDim, kNorm, eps, kb, headDim);
@@ -110,7 +115,7 @@ public final class GqaAttention implements Attention {
     FloatBuffer ab = ctx.floats(Scratch.Slot.ATTENDED, (long) n * qd);
     DenseOps.attention(
         ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, (float) (1.0 / Math.sqrt(headDim)), window, ab);
-    o.apply(ctx.engine(), ab, n, out);
+    ctx.linear(o, ab, n, out);
   }
 
   private static void clamp(FloatBuffer b, long n, float c) {

@@ -87,9 +87,12 @@ public final class Layers {
 
   /**
    * What every architecture ends with: the check that the checkpoint has no layer beyond
-   * num_hidden_layers (and the num_nextn_predict_layers MTP layers after them), the embedding, final norm and LM head, and last (so that nothing after it
-   * can fail and leave its native layers unreleased) the MoE executor, offered the MoE blocks'
-   * shared experts.
+   * num_hidden_layers (and the num_nextn_predict_layers MTP layers after them), the embedding,
+   * final norm and LM head, the dense linears placed on a device when the options ask
+   * ({@link DenseOffload}: attention projections, dense MLPs and the LM head before the experts
+   * take device memory, since every token reads them), and last the MoE executor, offered the MoE
+   * blocks' shared experts; the shared experts it leaves to the model go to the dense device
+   * after it.
    *
    * @param layers the decoder layers, all of num_hidden_layers
    */
@@ -107,9 +110,39 @@ public final class Layers {
     ByteBuffer emb = w.bytes("model.embed_tokens.weight");
     FloatBuffer finalNorm = norm(w, "model.norm.weight", d, "hidden_size");
     Linear head = lmHead(w, cfg, vocab, d);
-    MoeLayerExecutor executor = executor(engine, experts, layers, options);
-    return new CausalLm(cfg.modelType(), engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
-        cfg.intOr("max_position_embeddings", 4096));
+    DenseOffload dense = options.dense() == null ? null : DenseOffload.open(options.dense());
+    MoeLayerExecutor executor = null;
+    try {
+      if (dense != null) {
+        options.progressOrNone().progress("dense weights to the device", 0, 1);
+        for (DecoderLayer l : layers) {
+          dense.place(l.attention().linears());
+          if (l.ffn() instanceof DenseMlp m) {
+            dense.place(m.linears());
+          }
+        }
+        dense.place(List.of(head));
+      }
+      executor = executor(engine, experts, layers, options);
+      if (dense != null) {
+        for (int l = 0; l < nLayers; l++) {
+          if (layers.get(l).ffn() instanceof MoeBlock b && b.sharedExpert() != null && !executor.runsSharedExpert(l)) {
+            dense.place(b.sharedExpert().mlp().linears());
+          }
+        }
+        options.progressOrNone().progress("dense weights to the device", 1, 1);
+      }
+      return new CausalLm(cfg.modelType(), engine, ownsEngine, w, executor, emb, embType, layers, finalNorm, head, eps,
+          cfg.intOr("max_position_embeddings", 4096), dense);
+    } catch (RuntimeException e) {
+      if (executor != null) {
+        executor.close();
+      }
+      if (dense != null) {
+        dense.close();
+      }
+      throw e;
+    }
   }
 
   /** The model's MoE executor over the described expert layers (options' factory, else CPU). */

@@ -11,32 +11,39 @@ import org.hybrimoe.expert.ExpertFormat;
  * @param groupSize INT4 group size (32, 64 or 128)
  * @param executors creates the MoE executor; null for the CPU engine's ({@link CpuMoeExecutor})
  * @param progress told how loading goes (null: nobody)
+ * @param dense where the dense linears run besides the CPU ({@link DenseOffload}); null: all on
+ *     the CPU
  */
 public record LoadOptions(int threads, ExpertFormat expertFormat, int groupSize, MoeExecutorFactory executors,
-    LoadProgress progress) {
+    LoadProgress progress, DenseOffload.Options dense) {
   /** Options with the CPU executor. */
   public LoadOptions(int threads, ExpertFormat expertFormat, int groupSize) {
-    this(threads, expertFormat, groupSize, null, null);
+    this(threads, expertFormat, groupSize, null, null, null);
   }
 
   /** Options with an executor factory and no progress listener. */
   public LoadOptions(int threads, ExpertFormat expertFormat, int groupSize, MoeExecutorFactory executors) {
-    this(threads, expertFormat, groupSize, executors, null);
+    this(threads, expertFormat, groupSize, executors, null, null);
   }
 
   /** Experts in place, one thread per physical core, CPU executor. */
   public static LoadOptions defaults() {
-    return new LoadOptions(0, null, 32, null, null);
+    return new LoadOptions(0, null, 32, null, null, null);
   }
 
   /** The same options with another executor factory. */
   public LoadOptions withExecutors(MoeExecutorFactory factory) {
-    return new LoadOptions(threads, expertFormat, groupSize, factory, progress);
+    return new LoadOptions(threads, expertFormat, groupSize, factory, progress, dense);
   }
 
   /** The same options with a progress listener. */
   public LoadOptions withProgress(LoadProgress p) {
-    return new LoadOptions(threads, expertFormat, groupSize, executors, p);
+    return new LoadOptions(threads, expertFormat, groupSize, executors, p, dense);
+  }
+
+  /** The same options with the dense linears on a device (null: on the CPU). */
+  public LoadOptions withDense(DenseOffload.Options d) {
+    return new LoadOptions(threads, expertFormat, groupSize, executors, progress, d);
   }
 
   /** The factory to use: the given one, else the CPU engine's. */

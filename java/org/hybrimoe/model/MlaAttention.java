@@ -135,6 +135,12 @@ public final class MlaAttention implements Attention {
     return rank;
   }
 
+  /** The projections of whole weights; the per-head absorbed products (W_uk, W_uv) stay on the CPU. */
+  @Override
+  public java.util.List<Linear> linears() {
+    return qProj != null ? java.util.List.of(qProj, kvA, o) : java.util.List.of(qA, qB, kvA, o);
+  }
+
   /** The value c is the key's first rank floats: stored once. */
   @Override
   public boolean cacheValueSharesKey() {
@@ -144,19 +150,25 @@ public final class MlaAttention implements Attention {
   @Override
   public void forward(ForwardContext ctx, int layer, FloatBuffer x, int n, FloatBuffer out) {
     int qk = nope + rope;
-    FloatBuffer qb = ctx.floats(Scratch.Slot.Q, (long) n * heads * qk);
-    if (qProj != null) {
-      qProj.apply(ctx.engine(), x, n, qb);
-    } else {
-      FloatBuffer qa = ctx.floats(Scratch.Slot.Q_LATENT, (long) n * qA.out());
-      qA.apply(ctx.engine(), x, n, qa);
-      DenseOps.rmsnorm(qa, n, qA.out(), qA.out(), qANorm, LATENT_EPS, qa, qA.out());
-      qB.apply(ctx.engine(), qa, n, qb);
-    }
     int aw = rank + rope;
+    // The query's first projection and kv_a_proj_with_mqa share x: one buffer, one device call.
     // key [n, 1, rank + rope] = [rmsnorm(c) | rope(pe)], built in place; the value is its c part.
-    FloatBuffer key = ctx.floats(Scratch.Slot.KV_LATENT, (long) n * aw);
-    kvA.apply(ctx.engine(), x, n, key);
+    FloatBuffer qb;
+    FloatBuffer key;
+    if (qProj != null) {
+      FloatBuffer both = ctx.floats(Scratch.Slot.Q, (long) n * (heads * qk + aw));
+      ctx.linears(x, n, both, qProj, kvA);
+      qb = both.slice(0, n * heads * qk);
+      key = both.slice(n * heads * qk, n * aw);
+    } else {
+      FloatBuffer both = ctx.floats(Scratch.Slot.Q_LATENT, (long) n * (qA.out() + aw));
+      ctx.linears(x, n, both, qA, kvA);
+      FloatBuffer qa = both.slice(0, n * qA.out());
+      key = both.slice(n * qA.out(), n * aw);
+      DenseOps.rmsnorm(qa, n, qA.out(), qA.out(), qANorm, LATENT_EPS, qa, qA.out());
+      qb = ctx.floats(Scratch.Slot.Q, (long) n * heads * qk);
+      ctx.linear(qB, qa, n, qb);
+    }
     DenseOps.rmsnorm(key, n, rank, aw, kvANorm, LATENT_EPS, key, aw);
     DenseOps.rope(
         key.slice(rank, key.capacity() - rank), n, 1, aw, rope, rope, ctx.positions(), invFreq,
@@ -176,6 +188,6 @@ public final class MlaAttention implements Attention {
     FloatBuffer att = ctx.floats(Scratch.Slot.ATTENDED, (long) n * heads * vd);
     DenseOps.linearHeads(ctx.engine(), lat, n, heads, rank, heads * rank, rank, uv, kvType, (long) (nope + vd) * rank,
         vd, att, heads * vd, vd);
-    o.apply(ctx.engine(), att, n, out);
+    ctx.linear(o, att, n, out);
   }
 }

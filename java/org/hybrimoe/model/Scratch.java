@@ -24,12 +24,9 @@ final class Scratch {
     SUBLAYER_OUT, // Session: attention or FFN output [n, d]
     HEAD_IN, // CausalLm.head: final norm [n, d]
     LOGITS, // CausalLm.head: [n, vocab]
-    Q, // attention: queries
-    K, // attention: keys
-    V, // attention: values
+    Q, // attention: queries (GQA: q, k and v in turn; MLA with q_proj: q, then the latent key)
     ATTENDED, // attention: attention output before o_proj
-    Q_LATENT, // MLA: q_a_proj output
-    KV_LATENT, // MLA: cached key [n, rank + rope] (kv_a_proj_with_mqa output, normed and roped)
+    Q_LATENT, // MLA with q_lora: q_a_proj output, then the cached key [n, rank + rope] (kv_a_proj_with_mqa output, normed and roped)
     Q_ABSORBED, // MLA: absorbed queries [n, H, rank + rope]
     LATENT_OUT, // MLA: attention output in latent space [n, H, rank]
     ROUTER_LOGITS, // MoeBlock
@@ -38,8 +35,7 @@ final class Scratch {
     ROUTER_SCORES, // MoeBlock: routing probabilities [n, experts] for the executor's cache
     SHARED_OUT, // MoeBlock: shared expert output
     SHARED_GATE, // MoeBlock: shared expert gate logits
-    MLP_GATE, // DenseMlp (also the shared expert inside MoeBlock)
-    MLP_UP // DenseMlp
+    MLP_GATE_UP // DenseMlp (also the shared expert inside MoeBlock): gate then up, [n, ff] each
   }
 
   private final ByteBuffer[] buffers = new ByteBuffer[Slot.values().length];

@@ -74,7 +74,7 @@ public final class Session implements AutoCloseable {
   }
 
   private float[][] run(int[] tokens, int n, int d, IntBuffer pos, boolean lastOnly) {
-    ForwardContext ctx = new ForwardContext(model.engine(), cache, model.experts(), pos, scratch);
+    ForwardContext ctx = new ForwardContext(model.engine(), cache, model.experts(), pos, scratch, model.dense());
     FloatBuffer h = model.embed(tokens, scratch);
     FloatBuffer x = scratch.floats(Scratch.Slot.NORMED, (long) n * d);
     FloatBuffer y = scratch.floats(Scratch.Slot.SUBLAYER_OUT, (long) n * d);
@@ -89,7 +89,7 @@ public final class Session implements AutoCloseable {
     }
     position += n;
     int rows = lastOnly ? 1 : n;
-    FloatBuffer logits = model.head(lastOnly ? h.slice((n - 1) * d, d) : h, rows, scratch);
+    FloatBuffer logits = model.head(ctx, lastOnly ? h.slice((n - 1) * d, d) : h, rows);
     int v = model.vocabSize();
     float[][] out = new float[rows][v];
     for (int t = 0; t < rows; t++) {

@@ -22,7 +22,9 @@ import org.bytedeco.javacpp.annotation.Platform;
  * direct NIO buffers, passed by address without a copy.
  */
 @Platform(
-    include = {"hybrimoe/hmoe.h", "hybrimoe/device.h", "hybrimoe/dense.h", "hybrimoe/hybrid.h"},
+    include = {
+      "hybrimoe/hmoe.h", "hybrimoe/device.h", "hybrimoe/dense.h", "hybrimoe/hybrid.h", "hybrimoe/dense_device.h"
+    },
     link = "hybrimoe",
     // libhybrimoe needs libdnnl.so.3 (and oneDNN libgomp.so.1): JavaCPP extracts both from the dnnl
     // platform jar and loads them first, which satisfies our library's dependency by soname.
@@ -67,6 +69,18 @@ public final class HmoeNative {
     }
 
     public hmoe_hybrid_t(Pointer p) {
+      super(p);
+    }
+  }
+
+  /** Opaque dense device handle (hmoe_dense_device_t*). */
+  @Opaque
+  public static final class hmoe_dense_device_t extends Pointer {
+    public hmoe_dense_device_t() {
+      super((Pointer) null);
+    }
+
+    public hmoe_dense_device_t(Pointer p) {
       super(p);
     }
   }
@@ -344,6 +358,36 @@ public final class HmoeNative {
   public static final int HMOE_DTYPE_F16 = 2;
   public static final int HMOE_ROPE_HALF = 0;
   public static final int HMOE_ROPE_INTERLEAVED = 1;
+
+  // ---- dense_device.h ----
+
+  public static final int HMOE_DENSE_MAX_GROUP = 8;
+  public static final int HMOE_DEVICE_CUDA = 1;
+  public static final int HMOE_DEVICE_EMULATED = 2;
+
+  public static native int hmoe_dense_device_create_cuda(int index, @ByPtrPtr hmoe_dense_device_t out);
+
+  public static native int hmoe_dense_device_create_emulated(int threads, @ByPtrPtr hmoe_dense_device_t out);
+
+  public static native void hmoe_dense_device_free(hmoe_dense_device_t device);
+
+  public static native int hmoe_dense_device_describe(
+      @Const hmoe_dense_device_t device,
+      @Cast("int32_t*") int[] kind,
+      @Cast("int32_t*") int[] weights,
+      @Cast("int64_t*") long[] bytes);
+
+  public static native int hmoe_dense_device_upload(
+      hmoe_dense_device_t device, @Cast("const void*") ByteBuffer w, int wDtype, @Cast("int64_t") long out,
+      @Cast("int64_t") long in, @Cast("const float*") FloatBuffer bias, @Cast("int32_t*") int[] id);
+
+  public static native int hmoe_dense_device_linears(
+      hmoe_dense_device_t device, int count, @Cast("const int32_t*") int[] ids, @Cast("const float*") FloatBuffer x,
+      @Cast("int64_t") long n, @Cast("float*") FloatBuffer y);
+
+  public static native int hmoe_dense_device_mlp(
+      hmoe_dense_device_t device, int gate, int up, int down, @Cast("const float*") FloatBuffer x,
+      @Cast("int64_t") long n, @Cast("float*") FloatBuffer y);
 
   public static native int hmoe_dense_linear(
       hmoe_engine_t engine, @Cast("const float*") FloatBuffer x, @Cast("int64_t") long n,

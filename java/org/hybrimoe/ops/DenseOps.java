@@ -33,6 +33,11 @@ public final class DenseOps {
       this.bytes = bytes;
     }
 
+    /** The engine's dtype code (HMOE_DTYPE_*). */
+    public int code() {
+      return code;
+    }
+
     /** Bytes per element. */
     public int bytes() {
       return bytes;

@@ -1,0 +1,157 @@
+package org.hybrimoe.model;
+
+import java.nio.FloatBuffer;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import org.hybrimoe.device.DenseDevice;
+import org.hybrimoe.device.Device;
+import org.hybrimoe.nativeapi.Engine;
+import org.hybrimoe.nativeapi.NativeException;
+
+/**
+ * The model's dense linears that run on a {@link DenseDevice} instead of the CPU: attention
+ * projections, dense MLP layers, shared experts the MoE executor does not take, and the LM head.
+ * These weights are read in full for every token, so each one moved off the CPU takes its bytes
+ * out of the CPU's memory traffic per token. Placement happens at load ({@link #place}): a
+ * linear goes to the device while the byte limit and the device's memory allow, otherwise it
+ * stays on the CPU; the forward pass asks {@link #linears} and {@link #mlp}, which take the device
+ * for what is there and the CPU kernels for the rest. Routers, norms, RoPE, the attention over the
+ * KV cache and MLA's per-head absorbed products stay on the CPU.
+ *
+ * <p>Owned by the model, closed with it; not thread-safe (one forward pass at a time).
+ */
+public final class DenseOffload implements AutoCloseable {
+  /**
+   * Where dense linears go: a dense device of {@code kind} (CUDA on GPU 0, or EMULATED), with at
+   * most {@code maxBytes} of weights on it (0: as many as its memory holds).
+   */
+  public record Options(Device.Kind kind, long maxBytes) {
+    public Options {
+      Objects.requireNonNull(kind, "kind");
+      if (maxBytes < 0) {
+        throw new IllegalArgumentException("maxBytes must be >= 0 (0: no limit), got " + maxBytes);
+      }
+    }
+  }
+
+  /** What went where: linears and their bytes on the device and on the CPU. */
+  public record Placement(int deviceLinears, long deviceBytes, int cpuLinears, long cpuBytes) {}
+
+  private final DenseDevice device;
+  private final long maxBytes;
+  private final Map<Linear, DenseDevice.Weight> placed = new IdentityHashMap<>();
+  private final Map<Linear, Boolean> refused = new IdentityHashMap<>();
+  private long placedBytes;
+  private long refusedBytes;
+
+  private DenseOffload(DenseDevice device, long maxBytes) {
+    this.device = device;
+    this.maxBytes = maxBytes;
+  }
+
+  /** An offload onto a new dense device of {@code options.kind()} (emulated: one thread of its own). */
+  public static DenseOffload open(Options options) {
+    DenseDevice d = options.kind() == Device.Kind.CUDA ? DenseDevice.cuda(0) : DenseDevice.emulated(1);
+    return new DenseOffload(d, options.maxBytes());
+  }
+
+  /** The device the linears run on. */
+  public DenseDevice device() {
+    return device;
+  }
+
+  /**
+   * Puts each linear on the device unless it is there already, would pass the byte limit, or does
+   * not fit in the device's memory (those stay on the CPU; later, smaller ones may still fit).
+   */
+  public void place(List<Linear> linears) {
+    for (Linear l : linears) {
+      if (placed.containsKey(l) || refused.containsKey(l)) {
+        continue;
+      }
+      long bytes = bytesOf(l);
+      if (maxBytes > 0 && placedBytes + bytes > maxBytes) {
+        keepOnCpu(l, bytes);
+        continue;
+      }
+      try {
+        placed.put(l, device.upload(l.weight(), l.type(), l.out(), l.in(), l.bias()));
+        placedBytes += bytes;
+      } catch (NativeException.OutOfMemory e) {
+        keepOnCpu(l, bytes);
+      }
+    }
+  }
+
+  private void keepOnCpu(Linear l, long bytes) {
+    refused.put(l, Boolean.TRUE);
+    refusedBytes += bytes;
+  }
+
+  private static long bytesOf(Linear l) {
+    return (long) l.out() * l.in() * l.type().bytes() + (l.bias() == null ? 0 : 4L * l.out());
+  }
+
+  /** Whether {@code l} runs on the device. */
+  public boolean onDevice(Linear l) {
+    return placed.containsKey(l);
+  }
+
+  /** Linears placed so far, and those refused. */
+  public Placement placement() {
+    return new Placement(placed.size(), placedBytes, refused.size(), refusedBytes);
+  }
+
+  /**
+   * Linears sharing their input x [n, in]: y holds each one's [n, out_i] block in turn. One
+   * device call when all are on the device, else each on its own side.
+   */
+  static void linears(DenseOffload d, Engine engine, FloatBuffer x, int n, FloatBuffer y, Linear... ls) {
+    if (d != null && d.allPlaced(ls)) {
+      DenseDevice.Weight[] ws = new DenseDevice.Weight[ls.length];
+      for (int i = 0; i < ls.length; i++) {
+        ws[i] = d.placed.get(ls[i]);
+      }
+      d.device.linears(x, n, y, ws);
+      return;
+    }
+    int at = 0;
+    for (Linear l : ls) {
+      FloatBuffer yi = y.slice(at, n * l.out());
+      if (d != null && d.placed.containsKey(l)) {
+        d.device.linears(x, n, yi, d.placed.get(l));
+      } else {
+        l.apply(engine, x, n, yi);
+      }
+      at += n * l.out();
+    }
+  }
+
+  /** Whether the SwiGLU MLP runs on the device as one call (all three weights there). */
+  static boolean mlp(DenseOffload d, DenseMlp m, FloatBuffer x, int n, FloatBuffer y) {
+    if (d == null || !d.allPlaced(m.gate(), m.up(), m.down())) {
+      return false;
+    }
+    d.device.mlp(d.placed.get(m.gate()), d.placed.get(m.up()), d.placed.get(m.down()), x, n, y);
+    return true;
+  }
+
+  private boolean allPlaced(Linear... ls) {
+    if (ls.length > DenseDevice.MAX_GROUP) {
+      return false;
+    }
+    for (Linear l : ls) {
+      if (!placed.containsKey(l)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  @Override
+  public void close() {
+    device.close();
+  }
+}
