@@ -43,6 +43,8 @@ echo "== info and bench-gpu"
 "$java" -jar "$jar" bench-gpu --json "$out/bench-gpu.json" 2>&1 | tee "$out/bench-gpu.txt"
 echo "== bench-layer (hybrid executor on the GPU, measured next to predicted)"
 "$java" -jar "$jar" bench-layer --json "$out/bench-layer.json" --timeline "$out/bench-layer.svg" 2>&1 | tee "$out/bench-layer.txt"
+echo "== bench-dense (a model shape's dense linears on the GPU against the host CPU)"
+"$java" -jar "$jar" bench-dense --json "$out/bench-dense.json" 2>&1 | tee "$out/bench-dense.txt"
 echo "== demo (a machine-sized random model under each bundle on the GPU)"
 "$java" -jar "$jar" demo --device cuda --json "$out/demo.json" --timeline "$out/demo-timeline.svg" 2>&1 | tee "$out/demo.txt"
 

@@ -22,6 +22,7 @@ import picocli.CommandLine.Command;
       BenchGpuCommand.class,
       BenchLayerCommand.class,
       BenchDecodeCommand.class,
+      BenchDenseCommand.class,
       LogitsCommand.class,
       MakeModelCommand.class,
       CommandLine.HelpCommand.class
