@@ -176,6 +176,9 @@ void check_refusals(hmoe_dense_device_t* dev, std::mt19937& rng) {
   CHECK(id == -1);
   CHECK(hmoe_dense_device_upload(dev, a.bytes.data(), HMOE_DTYPE_BF16, 0, 16, nullptr, &id) == HMOE_ERR_INVALID_ARGUMENT);
   CHECK(hmoe_dense_device_upload(dev, nullptr, HMOE_DTYPE_BF16, 4, 16, nullptr, &id) == HMOE_ERR_INVALID_ARGUMENT);
+  // Larger than any memory, refused before anything is allocated or read (both devices).
+  CHECK(hmoe_dense_device_upload(dev, a.bytes.data(), HMOE_DTYPE_F32, INT32_MAX, INT32_MAX, nullptr, &id) ==
+        HMOE_ERR_OUT_OF_MEMORY);
   const int32_t mixed[2] = {ia, ib};
   CHECK(hmoe_dense_device_linears(dev, 2, mixed, x.data(), 1, y.data()) == HMOE_ERR_INVALID_ARGUMENT);
   CHECK(std::string(hmoe_last_error()).find("share their input") != std::string::npos);
@@ -230,8 +233,8 @@ int main(int argc, char** argv) {
     // Far more than any GPU holds: refused before the (small) source is read; the device goes on.
     std::vector<uint8_t> small(16);
     int32_t id = 0;
-    CHECK(hmoe_dense_device_upload(dev, small.data(), HMOE_DTYPE_F32, INT32_MAX, INT32_MAX, nullptr, &id) ==
-          HMOE_ERR_OUT_OF_MEMORY);
+    CHECK(hmoe_dense_device_upload(dev, small.data(), HMOE_DTYPE_F32, 1 << 20, 1 << 20, nullptr, &id) ==
+          HMOE_ERR_OUT_OF_MEMORY);  // 4 TiB
     int32_t after = 0;
     int64_t bytes_after = 0;
     CHECK_OK(hmoe_dense_device_describe(dev, nullptr, &after, &bytes_after));

@@ -33,8 +33,10 @@ class GenerateCommandTest {
     Path svg = dir.resolve("t.svg");
     Run r = run("generate", "--model", model.toString(), "--prompt", "Once upon a time", "--max-tokens", "6",
         "--ignore-eos", "--device", "emulated", "--cache-ratio", "0.5", "--bundle", "hybrimoe", "--threads", "1",
-        "--timeline", svg.toString());
+        "--timeline", svg.toString(), "--dense", "device");
     assertEquals(0, r.rc(), r.err());
+    // 3 layers x (q, k, v, o) and the LM head on the emulated dense device
+    assertTrue(r.err().contains("dense linears: 13 on the device"), r.err());
     assertTrue(r.err().contains("finish: max_tokens after 6 new tokens"), r.err());
     assertTrue(r.err().contains("ms/token") && r.err().contains("cache hit rate"), r.err());
     assertTrue(r.err().contains("loading:"), "progress while loading: " + r.err());
@@ -47,6 +49,10 @@ class GenerateCommandTest {
     ModelMaker.write(ModelMaker.Spec.defaults("mixtral").withVocab(600).withLayers(2), model);
     Run r = run("generate", "--model", model.toString(), "--prompt", "x", "--gpu-memory", "lots");
     assertTrue(r.rc() != 0 && r.err().contains("--gpu-memory"), r.err());
+    r = run("generate", "--model", model.toString(), "--prompt", "x", "--dense", "tpu");
+    assertTrue(r.rc() != 0 && r.err().contains("--dense"), r.err());
+    r = run("generate", "--model", model.toString(), "--prompt", "x", "--device", "cpu", "--dense", "device");
+    assertTrue(r.rc() != 0 && r.err().contains("dense"), r.err());
     r = run("generate", "--model", model.toString(), "--prompt", "x", "--bundle", "fastest");
     assertTrue(r.rc() != 0 && r.err().contains("fastest"), r.err());
     r = run("generate", "--model", dir.resolve("missing").toString(), "--prompt", "x");
