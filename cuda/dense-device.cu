@@ -223,10 +223,15 @@ class CudaDenseDevice final : public hmoe_dense_device {
     try {
       HMOE_CUDA_CHECK(cudaMalloc(&s.w, wb));
       if (bias) HMOE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&s.bias), size_t(wt.out) * 4));
-      HMOE_CUDA_CHECK(cudaMemcpy(s.w, data, wb, cudaMemcpyHostToDevice));
-      if (bias) HMOE_CUDA_CHECK(cudaMemcpy(s.bias, bias, size_t(wt.out) * 4, cudaMemcpyHostToDevice));
+      // On the device's own stream, then synchronized: a plain cudaMemcpy from pageable memory goes
+      // on the legacy stream, which this non-blocking stream does not wait for, and may return
+      // before its DMA has landed.
+      HMOE_CUDA_CHECK(cudaMemcpyAsync(s.w, data, wb, cudaMemcpyHostToDevice, stream_));
+      if (bias) HMOE_CUDA_CHECK(cudaMemcpyAsync(s.bias, bias, size_t(wt.out) * 4, cudaMemcpyHostToDevice, stream_));
+      HMOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
       stored_.push_back(s);
     } catch (...) {
+      cudaStreamSynchronize(stream_);  // no copy may still target what is freed
       if (s.w) cudaFree(s.w);
       if (s.bias) cudaFree(s.bias);
       throw;
@@ -235,6 +240,7 @@ class CudaDenseDevice final : public hmoe_dense_device {
 
   void linears(int32_t count, const int32_t* ids, const float* x, int64_t n, float* y) override {
     DeviceScope scope(index_);
+    Drain drain{stream_};
     const int64_t in = weights[size_t(ids[0])].in;
     int64_t total = 0;
     for (int32_t i = 0; i < count; ++i) total += weights[size_t(ids[i])].out;
@@ -250,6 +256,7 @@ class CudaDenseDevice final : public hmoe_dense_device {
 
   void mlp(int32_t gate, int32_t up, int32_t down, const float* x, int64_t n, float* y) override {
     DeviceScope scope(index_);
+    Drain drain{stream_};
     const int64_t d = weights[size_t(gate)].in, ff = weights[size_t(gate)].out;
     stage_in(x, n * d);
     dg_.reserve(size_t(n * ff) * 4);
@@ -269,6 +276,15 @@ class CudaDenseDevice final : public hmoe_dense_device {
   struct Stored {
     void* w = nullptr;
     float* bias = nullptr;
+  };
+
+  // Every call ends with the stream drained, on success (stage_out) and when it throws after
+  // queueing work: the next call may then refill the pinned buffers and grow the device ones.
+  struct Drain {
+    cudaStream_t s;
+    ~Drain() {
+      if (cudaStreamSynchronize(s) != cudaSuccess) (void)cudaGetLastError();
+    }
   };
 
   void launch(int32_t id, const float* x, int64_t n, float* y) {

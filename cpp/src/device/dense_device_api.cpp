@@ -66,6 +66,7 @@ int hmoe_dense_device_upload(hmoe_dense_device_t* device, const void* w, int32_t
     if (__builtin_mul_overflow(out * in, es, &wbytes) || wbytes > INT64_MAX - out * 4)
       fail(HMOE_ERR_OUT_OF_MEMORY, "a [%lld, %lld] weight is larger than any memory", (long long)out, (long long)in);
     hmoe_dense_device::Weight wt{w_dtype, out, in, bias != nullptr, wbytes + (bias ? out * 4 : 0)};
+    device->weights.reserve(device->weights.size() + 1);  // the push_back below cannot fail after the upload
     device->upload(wt, w, bias);
     device->weights.push_back(wt);
     device->bytes += wt.bytes;
