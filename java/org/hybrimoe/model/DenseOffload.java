@@ -1,14 +1,21 @@
 package org.hybrimoe.model;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.SplittableRandom;
 import org.hybrimoe.device.DenseDevice;
 import org.hybrimoe.device.Device;
 import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.nativeapi.NativeException;
+import org.hybrimoe.ops.DenseOps;
+import org.hybrimoe.ops.DenseOps.WeightType;
+import org.hybrimoe.weights.SafetensorsWriter;
 
 /**
  * The model's dense linears that run on a {@link DenseDevice} instead of the CPU: attention
@@ -51,10 +58,70 @@ public final class DenseOffload implements AutoCloseable {
     this.maxBytes = maxBytes;
   }
 
-  /** An offload onto a new dense device of {@code options.kind()} (emulated: one thread of its own). */
-  public static DenseOffload open(Options options) {
+  /**
+   * An offload onto a new dense device of {@code options.kind()} (emulated: one thread of its own),
+   * after a self-check against the CPU kernels on {@code engine}.
+   *
+   * @throws IllegalStateException when the device's linears disagree with the CPU's (then the
+   *     dense linears must stay on the CPU: nothing may run on a device that computes wrongly)
+   */
+  public static DenseOffload open(Options options, Engine engine) {
     DenseDevice d = options.kind() == Device.Kind.CUDA ? DenseDevice.cuda(0) : DenseDevice.emulated(1);
+    try {
+      selfCheck(d, engine);
+    } catch (RuntimeException e) {
+      d.close();
+      throw e;
+    }
     return new DenseOffload(d, options.maxBytes());
+  }
+
+  /**
+   * Every dtype through both of the device's paths (one token: streaming; nine: tiled) on an
+   * awkward shape, against the CPU kernels: a few KB of weights stay on the device. A kernel that
+   * computes wrongly on this GPU (or this build) is refused here, not discovered in the logits.
+   */
+  static void selfCheck(DenseDevice d, Engine engine) {
+    int out = 37;
+    int in = 72;
+    SplittableRandom r = new SplittableRandom(11);
+    for (WeightType t : WeightType.values()) {
+      ByteBuffer w = ByteBuffer.allocateDirect(out * in * t.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+      for (int i = 0; i < out * in; i++) {
+        float v = (float) r.nextDouble(-0.3, 0.3);
+        switch (t) {
+          case F32 -> w.putFloat(4 * i, v);
+          case BF16 -> w.putShort(2 * i, SafetensorsWriter.toBf16(v));
+          case F16 -> w.putShort(2 * i, SafetensorsWriter.toF16(v));
+        }
+      }
+      FloatBuffer bias = DenseOps.floats(out);
+      for (int i = 0; i < out; i++) {
+        bias.put(i, (float) r.nextDouble(-1, 1));
+      }
+      DenseDevice.Weight dw = d.upload(w, t, out, in, bias);
+      for (int n : new int[] {1, 9}) {
+        FloatBuffer x = DenseOps.floats((long) n * in);
+        for (int i = 0; i < n * in; i++) {
+          x.put(i, (float) r.nextDouble(-1, 1));
+        }
+        FloatBuffer got = DenseOps.floats((long) n * out);
+        FloatBuffer want = DenseOps.floats((long) n * out);
+        d.linears(x, n, got, dw);
+        DenseOps.linear(engine, x, n, in, w, t, out, bias, want);
+        double err = 0;
+        for (int i = 0; i < n * out; i++) {
+          double e = Math.abs(got.get(i) - want.get(i)) / (1 + Math.abs(want.get(i)));
+          err = Double.isNaN(e) ? Double.POSITIVE_INFINITY : Math.max(err, e);
+        }
+        if (!(err < 1e-4)) {
+          throw new IllegalStateException(String.format(Locale.ROOT,
+              "the %s dense device disagrees with the CPU on a self-check: relative error %.3g on a [%d x %d] %s "
+                  + "linear with %d tokens; keep the dense linears on the CPU (--dense cpu, ModelOptions.Dense.CPU) "
+                  + "and report this device", d.kind(), err, out, in, t, n));
+        }
+      }
+    }
   }
 
   /** The device the linears run on. */

@@ -110,7 +110,7 @@ public final class Layers {
     ByteBuffer emb = w.bytes("model.embed_tokens.weight");
     FloatBuffer finalNorm = norm(w, "model.norm.weight", d, "hidden_size");
     Linear head = lmHead(w, cfg, vocab, d);
-    DenseOffload dense = options.dense() == null ? null : DenseOffload.open(options.dense());
+    DenseOffload dense = options.dense() == null ? null : DenseOffload.open(options.dense(), engine);
     MoeLayerExecutor executor = null;
     try {
       if (dense != null) {

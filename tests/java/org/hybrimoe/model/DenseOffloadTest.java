@@ -99,7 +99,7 @@ class DenseOffloadTest {
       DenseOffload.Placement p = m.denseOffload().orElseThrow().placement();
       assertEquals(wholeWeightLinears(m), p.deviceLinears(), "every whole-weight linear goes to the device");
       assertEquals(0, p.cpuLinears());
-      assertEquals(p.deviceBytes(), m.denseOffload().orElseThrow().device().bytes());
+      assertTrue(m.denseOffload().orElseThrow().device().bytes() > p.deviceBytes(), "placed weights and the self-check's");
       double err = maxDiff(cpu, run(m));
       System.out.printf("%s %s: emulated dense device vs CPU, max logit difference %.3g%n", arch, dtype, err);
       assertTrue(err < 1e-5, arch + ": " + err);
