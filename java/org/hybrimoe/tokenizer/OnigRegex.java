@@ -63,6 +63,22 @@ final class OnigRegex {
     return "\"" + s.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + "\"";
   }
 
+  // The '[' at i, a negation '^' after it, and a leading ']' (a literal in both dialects, spelled
+  // out for Java); returns the index after them.
+  private static int openClass(String re, int i, StringBuilder out) {
+    out.append('[');
+    i++;
+    if (i < re.length() && re.charAt(i) == '^') {
+      out.append('^');
+      i++;
+    }
+    if (i < re.length() && re.charAt(i) == ']') {
+      out.append("\\]");
+      i++;
+    }
+    return i;
+  }
+
   static String translate(String re) {
     StringBuilder out = new StringBuilder(re.length() + 32);
     int depth = 0; // character class nesting
@@ -88,16 +104,7 @@ final class OnigRegex {
         }
         if (c == '[') {
           depth++;
-          out.append(c);
-          i++;
-          if (i < n && re.charAt(i) == '^') {
-            out.append('^');
-            i++;
-          }
-          if (i < n && re.charAt(i) == ']') { // a leading ] is a literal in both, spell it out
-            out.append("\\]");
-            i++;
-          }
+          i = openClass(re, i, out);
           continue;
         }
         if (c == ']') {
@@ -110,16 +117,7 @@ final class OnigRegex {
       switch (c) {
         case '[' -> {
           depth++;
-          out.append(c);
-          i++;
-          if (i < n && re.charAt(i) == '^') {
-            out.append('^');
-            i++;
-          }
-          if (i < n && re.charAt(i) == ']') {
-            out.append("\\]");
-            i++;
-          }
+          i = openClass(re, i, out);
         }
         case '{' -> {
           int end = re.indexOf('}', i);

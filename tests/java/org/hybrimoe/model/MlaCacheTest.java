@@ -65,14 +65,9 @@ class MlaCacheTest {
           assertEquals(at, c.length(l));
         }
       }
-      double err = 0;
-      double scale = 1;
-      for (int t = 0; t < ids.length; t++) {
-        for (int i = 0; i < ref[t].length; i++) {
-          err = Math.max(err, Math.abs(got[t][i] - ref[t][i]));
-          scale = Math.max(scale, Math.abs(ref[t][i]));
-        }
-      }
+      ReferenceForward.Deviation dev = ReferenceForward.deviation(got, ref, 1);
+      double err = dev.max();
+      double scale = dev.scale();
       System.out.printf("mla latent cache %s: max error %.3g (scale %.3g)%n", dtype, err, scale);
       assertTrue(err < 1e-5 * scale, dtype + ": max abs error " + err + " vs float64 reference");
     }

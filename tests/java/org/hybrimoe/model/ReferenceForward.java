@@ -588,4 +588,20 @@ final class ReferenceForward {
     String q = p + "mlp.experts." + x + ".";
     return new double[][] {t(q + "gate_proj.weight"), t(q + "up_proj.weight"), t(q + "down_proj.weight")};
   }
+
+  /** The largest |got - ref| over all positions, and the largest |ref| (at least {@code floor}). */
+  record Deviation(double max, double scale) {}
+
+  /** {@link Deviation} of an engine's logits [t][vocab] from the reference's. */
+  static Deviation deviation(float[][] got, double[][] ref, double floor) {
+    double err = 0;
+    double scale = floor;
+    for (int t = 0; t < ref.length; t++) {
+      for (int i = 0; i < ref[t].length; i++) {
+        err = Math.max(err, Math.abs(got[t][i] - ref[t][i]));
+        scale = Math.max(scale, Math.abs(ref[t][i]));
+      }
+    }
+    return new Deviation(err, scale);
+  }
 }

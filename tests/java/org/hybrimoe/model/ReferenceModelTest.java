@@ -112,14 +112,9 @@ class ReferenceModelTest {
       for (int t = 6; t < ids.length; t++) {
         got[t] = s.forward(ids[t])[0];
       }
-      double err = 0;
-      double scale = 1;
-      for (int t = 0; t < ids.length; t++) {
-        for (int i = 0; i < ref[t].length; i++) {
-          err = Math.max(err, Math.abs(got[t][i] - ref[t][i]));
-          scale = Math.max(scale, Math.abs(ref[t][i]));
-        }
-      }
+      ReferenceForward.Deviation dev = ReferenceForward.deviation(got, ref, 1);
+      double err = dev.max();
+      double scale = dev.scale();
       double tol = tolerance(spec.dtype());
       System.out.printf("reference %s: max error %.3g (scale %.3g, tolerance %.0e)%n", name, err, scale, tol);
       assertTrue(err < tol * scale, name + ": max abs error " + err + " vs float64 reference");
@@ -148,14 +143,9 @@ class ReferenceModelTest {
         assertEquals(f == null ? org.hybrimoe.expert.ExpertFormat.BF16 : f,
             ((CpuMoeExecutor) m.experts()).layer(m.numLayers() - 1).format());
         float[][] got = s.forward(ids);
-        double err = 0;
-        double scale = 1;
-        for (int t = 0; t < ids.length; t++) {
-          for (int i = 0; i < ref[t].length; i++) {
-            err = Math.max(err, Math.abs(got[t][i] - ref[t][i]));
-            scale = Math.max(scale, Math.abs(ref[t][i]));
-          }
-        }
+        ReferenceForward.Deviation dev = ReferenceForward.deviation(got, ref, 1);
+        double err = dev.max();
+        double scale = dev.scale();
         double limit = f == null ? tolerance("FP8") : tol;
         System.out.printf("reference %s fp8 experts as %s: max error %.3g (scale %.3g, tolerance %.0e)%n", arch,
             f == null ? "BF16" : f, err, scale, limit);
@@ -185,13 +175,9 @@ class ReferenceModelTest {
     try (CausalLm m = ModelRegistry.load(dir, new LoadOptions(2, null, 32));
         Session s = m.newSession(8)) {
       float[][] got = s.forward(ids);
-      double err = 0, scale = 1;
-      for (int t = 0; t < ids.length; t++) {
-        for (int i = 0; i < ref[t].length; i++) {
-          err = Math.max(err, Math.abs(got[t][i] - ref[t][i]));
-          scale = Math.max(scale, Math.abs(ref[t][i]));
-        }
-      }
+      ReferenceForward.Deviation dev = ReferenceForward.deviation(got, ref, 1);
+      double err = dev.max();
+      double scale = dev.scale();
       assertTrue(err < TOL * scale, dtype + " weights through AVX2: max abs error " + err);
     } finally {
       org.hybrimoe.nativeapi.Native.forceKernelVariant(before);
