@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -278,12 +279,14 @@ class CudaDenseDevice final : public hmoe_dense_device {
     float* bias = nullptr;
   };
 
-  // Every call ends with the stream drained, on success (stage_out) and when it throws after
-  // queueing work: the next call may then refill the pinned buffers and grow the device ones.
+  // Every call ends with the stream drained, so that the next may refill the pinned buffers and
+  // grow the device ones: stage_out drains it on success; this drains it when the call throws
+  // after queueing work.
   struct Drain {
     cudaStream_t s;
+    int pending = std::uncaught_exceptions();
     ~Drain() {
-      if (cudaStreamSynchronize(s) != cudaSuccess) (void)cudaGetLastError();
+      if (std::uncaught_exceptions() > pending && cudaStreamSynchronize(s) != cudaSuccess) (void)cudaGetLastError();
     }
   };
 

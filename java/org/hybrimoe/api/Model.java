@@ -8,12 +8,13 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.locks.ReentrantLock;
+import org.hybrimoe.device.Device;
 import org.hybrimoe.hybrid.HybridExecutors;
 import org.hybrimoe.hybrid.HybridMoe;
 import org.hybrimoe.hybrid.LayerTimeline;
 import org.hybrimoe.model.CausalLm;
-import org.hybrimoe.model.ExecutorStats;
 import org.hybrimoe.model.DenseOffload;
+import org.hybrimoe.model.ExecutorStats;
 import org.hybrimoe.model.LoadOptions;
 import org.hybrimoe.model.LoadProgress;
 import org.hybrimoe.model.ModelConfig;
@@ -117,10 +118,10 @@ public final class Model implements AutoCloseable {
       return null;
     }
     if (kind == HybridExecutors.DeviceKind.CUDA) {
-      return new DenseOffload.Options(org.hybrimoe.device.Device.Kind.CUDA, 0);
+      return new DenseOffload.Options(Device.Kind.CUDA, 0);
     }
     return dense == ModelOptions.Dense.DEVICE
-        ? new DenseOffload.Options(org.hybrimoe.device.Device.Kind.EMULATED, 0) : null;
+        ? new DenseOffload.Options(Device.Kind.EMULATED, 0) : null;
   }
 
   // eos_token_id of a config file: an int, a list of ints, or absent.

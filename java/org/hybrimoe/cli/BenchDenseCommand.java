@@ -121,11 +121,12 @@ public final class BenchDenseCommand implements Callable<Integer> {
 
       double[] cpuMs = new double[reps];
       double[] devMs = new double[reps];
-      token(perLayer, cpu, dev, 1, false); // warm-up both sides
-      token(perLayer, cpu, dev, 1, true);
+      FloatBuffer[] one = buffers(perLayer, 1);
+      token(perLayer, cpu, dev, 1, one, false); // warm-up both sides
+      token(perLayer, cpu, dev, 1, one, true);
       for (int r = 0; r < reps; r++) { // alternating, so that both sides see the same machine
-        cpuMs[r] = token(perLayer, cpu, dev, 1, false);
-        devMs[r] = token(perLayer, cpu, dev, 1, true);
+        cpuMs[r] = token(perLayer, cpu, dev, 1, one, false);
+        devMs[r] = token(perLayer, cpu, dev, 1, one, true);
       }
       double cpuMed = DemoCommand.median(cpuMs);
       double devMed = DemoCommand.median(devMs);
@@ -146,7 +147,7 @@ public final class BenchDenseCommand implements Callable<Integer> {
       if (!cuda) {
         out.println("(emulated device: the CPU's kernels on a thread of its own; no speed claim)");
       }
-      double preMs = token(perLayer, cpu, dev, prefillTokens, true);
+      double preMs = token(perLayer, cpu, dev, prefillTokens, buffers(perLayer, prefillTokens), true);
       double tflops = 2.0 * bytes / 2 * prefillTokens / (preMs * 1e9);
       out.printf(Locale.ROOT, "prefill, device: %d tokens in %.1f ms = %.2f TFLOP/s (one run)%n", prefillTokens, preMs,
           tflops);
@@ -173,16 +174,22 @@ public final class BenchDenseCommand implements Callable<Integer> {
     return 0;
   }
 
-  // Milliseconds for one pass over every group with n tokens, on the device or the CPU.
-  private static double token(List<List<Lin>> groups, CpuMoe cpu, DenseDevice dev, int n, boolean onDevice) {
+  // Input and output buffers for n tokens through any group: [n, widest in] and [n, widest sum of outs].
+  private static FloatBuffer[] buffers(List<List<Lin>> groups, int n) {
     int widest = 0;
     int in = 0;
     for (List<Lin> g : groups) {
       widest = Math.max(widest, g.stream().mapToInt(Lin::out).sum());
       in = Math.max(in, g.get(0).in());
     }
-    FloatBuffer x = DenseOps.floats((long) n * in);
-    FloatBuffer y = DenseOps.floats((long) n * widest);
+    return new FloatBuffer[] {DenseOps.floats((long) n * in), DenseOps.floats((long) n * widest)};
+  }
+
+  // Milliseconds for one pass over every group with n tokens (xy from buffers), on the device or the CPU.
+  private static double token(List<List<Lin>> groups, CpuMoe cpu, DenseDevice dev, int n, FloatBuffer[] xy,
+      boolean onDevice) {
+    FloatBuffer x = xy[0];
+    FloatBuffer y = xy[1];
     long t0 = System.nanoTime();
     for (List<Lin> g : groups) {
       if (onDevice) {

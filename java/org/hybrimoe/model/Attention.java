@@ -1,6 +1,7 @@
 package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
+import java.util.List;
 
 /** The attention sublayer of a decoder layer (grouped-query or multi-head latent attention). */
 public interface Attention {
@@ -31,7 +32,7 @@ public interface Attention {
    * The projections a {@link DenseOffload} may run on a device (whole [out, in] weights applied to
    * the sublayer's activations); the default, none.
    */
-  default java.util.List<Linear> linears() {
-    return java.util.List.of();
+  default List<Linear> linears() {
+    return List.of();
   }
 }

@@ -3,6 +3,7 @@ package org.hybrimoe.model;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -176,45 +177,40 @@ public final class DenseOffload implements AutoCloseable {
    * device call when all are on the device, else each on its own side.
    */
   static void linears(DenseOffload d, Engine engine, FloatBuffer x, int n, FloatBuffer y, Linear... ls) {
-    if (d != null && d.allPlaced(ls)) {
-      DenseDevice.Weight[] ws = new DenseDevice.Weight[ls.length];
-      for (int i = 0; i < ls.length; i++) {
-        ws[i] = d.placed.get(ls[i]);
-      }
+    DenseDevice.Weight[] ws = d == null ? null : d.weightsOf(ls);
+    if (ws != null && ws.length <= DenseDevice.MAX_GROUP && !Arrays.asList(ws).contains(null)) {
       d.device.linears(x, n, y, ws);
       return;
     }
     int at = 0;
-    for (Linear l : ls) {
-      FloatBuffer yi = y.slice(at, n * l.out());
-      if (d != null && d.placed.containsKey(l)) {
-        d.device.linears(x, n, yi, d.placed.get(l));
+    for (int i = 0; i < ls.length; i++) {
+      FloatBuffer yi = y.slice(at, n * ls[i].out());
+      if (ws != null && ws[i] != null) {
+        d.device.linears(x, n, yi, ws[i]);
       } else {
-        l.apply(engine, x, n, yi);
+        ls[i].apply(engine, x, n, yi);
       }
-      at += n * l.out();
+      at += n * ls[i].out();
     }
   }
 
   /** Whether the SwiGLU MLP runs on the device as one call (all three weights there). */
   static boolean mlp(DenseOffload d, DenseMlp m, FloatBuffer x, int n, FloatBuffer y) {
-    if (d == null || !d.allPlaced(m.gate(), m.up(), m.down())) {
+    DenseDevice.Weight[] w = d == null ? null : d.weightsOf(m.gate(), m.up(), m.down());
+    if (w == null || w[0] == null || w[1] == null || w[2] == null) {
       return false;
     }
-    d.device.mlp(d.placed.get(m.gate()), d.placed.get(m.up()), d.placed.get(m.down()), x, n, y);
+    d.device.mlp(w[0], w[1], w[2], x, n, y);
     return true;
   }
 
-  private boolean allPlaced(Linear... ls) {
-    if (ls.length > DenseDevice.MAX_GROUP) {
-      return false;
+  // Each linear's weight on the device, null where it stays on the CPU.
+  private DenseDevice.Weight[] weightsOf(Linear... ls) {
+    DenseDevice.Weight[] ws = new DenseDevice.Weight[ls.length];
+    for (int i = 0; i < ls.length; i++) {
+      ws[i] = placed.get(ls[i]);
     }
-    for (Linear l : ls) {
-      if (!placed.containsKey(l)) {
-        return false;
-      }
-    }
-    return true;
+    return ws;
   }
 
   @Override

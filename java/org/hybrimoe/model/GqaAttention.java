@@ -1,8 +1,9 @@
 package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
-import org.hybrimoe.ops.DenseOps;
+import java.util.List;
 import org.hybrimoe.ops.DenseOps.RopeStyle;
+import org.hybrimoe.ops.DenseOps;
 
 /**
  * Grouped-query attention (Mixtral, Qwen2/3-MoE, OLMoE): q [n, H, hd], k and v [n, KV, hd] from
@@ -69,8 +70,8 @@ public final class GqaAttention implements Attention {
   }
 
   @Override
-  public java.util.List<Linear> linears() {
-    return java.util.List.of(q, k, v, o);
+  public List<Linear> linears() {
+    return List.of(q, k, v, o);
   }
 
   @Override

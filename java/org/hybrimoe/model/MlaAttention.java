@@ -3,8 +3,9 @@ package org.hybrimoe.model;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import org.hybrimoe.ops.DenseOps;
+import java.util.List;
 import org.hybrimoe.ops.DenseOps.RopeStyle;
+import org.hybrimoe.ops.DenseOps;
 
 /**
  * DeepSeek-V2 multi-head latent attention in its absorbed form: the cache holds the compressed
@@ -137,8 +138,8 @@ public final class MlaAttention implements Attention {
 
   /** The projections of whole weights; the per-head absorbed products (W_uk, W_uv) stay on the CPU. */
   @Override
-  public java.util.List<Linear> linears() {
-    return qProj != null ? java.util.List.of(qProj, kvA, o) : java.util.List.of(qA, qB, kvA, o);
+  public List<Linear> linears() {
+    return qProj != null ? List.of(qProj, kvA, o) : List.of(qA, qB, kvA, o);
   }
 
   /** The value c is the key's first rank floats: stored once. */
