@@ -5,6 +5,17 @@
 //   more tokens (prefill): a shared-memory tiled GEMM, 64 tokens x 64 outputs per block, f32 FMA.
 // Both accumulate in f32 on exact (widened) weights, as the CPU kernels do; neither rounds
 // activations to bf16.
+//
+// Attention sublayers (add_attention / kv_create / attend): the whole sublayer of a decoder layer
+// runs on the stream for n new tokens, x [n, d] staged in with the positions, out [n, d] staged
+// back, the KV cache in device memory (kernels in dense-attention.cuh):
+//   GQA: q|k|v linears -> q/k RMSNorm (per head or full) -> clamp q, k, v -> RoPE HALF on q, k ->
+//        cache append -> attention -> o linear;
+//   MLA: (q_proj | kv_a) or (q_a | kv_a) -> q_a RMSNorm -> q_b; latent RMSNorm on the key's first
+//        rank floats; RoPE INTERLEAVED on the key's and each q head's last rope floats; q' =
+//        [W_uk_h^T q_nope | q_pe] (per-head linear, then a 2D copy); cache append (key only: the
+//        value is its first rank floats) -> attention -> per-head W_uv -> o linear.
+// The order is GqaAttention.forward's / MlaAttention.forward's (Java), the numbers dense.cpp's.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -193,6 +204,15 @@ void launch_typed(const void* w, const float* bias, const float* x, int n, int64
   HMOE_CUDA_CHECK(cudaGetLastError());
 }
 
+}  // namespace
+}  // namespace hmoe::cuda
+
+// The attention sublayers' kernels: after the helpers above, which they use.
+#include "dense-attention.cuh"
+
+namespace hmoe::cuda {
+namespace {
+
 class CudaDenseDevice final : public hmoe_dense_device {
  public:
   explicit CudaDenseDevice(int index) : index_(index) {
@@ -209,6 +229,12 @@ class CudaDenseDevice final : public hmoe_dense_device {
     for (auto& s : stored_) {
       cudaFree(s.w);
       if (s.bias) cudaFree(s.bias);
+    }
+    for (auto& a : attn_stored_)
+      if (a.buf) cudaFree(a.buf);
+    for (auto& k : kv_stored_) {  // freed caches hold nulls
+      if (k.k) cudaFree(k.k);
+      if (k.v) cudaFree(k.v);
     }
     if (stream_) cudaStreamDestroy(stream_);
     cudaSetDevice(prev);
@@ -273,11 +299,300 @@ class CudaDenseDevice final : public hmoe_dense_device {
     stage_out(dy_.as<float>(), y, n * d);
   }
 
+  void add_attention(const Attention& a) override {
+    // What the kernels cannot take is refused before anything is allocated.
+    const int64_t kd = a.cache_k_dim(), vd = a.cache_v_dim();
+    if (kd > kAttnMaxDim || vd > kAttnMaxDim)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "key and value dims must be <= %d on a CUDA dense device, got %lld, %lld",
+                 kAttnMaxDim, (long long)kd, (long long)vd);
+    if (a.heads < 1 || a.heads > kMaxGridYZ)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "heads must be in 1..%lld, got %d", (long long)kMaxGridYZ, a.heads);
+    const int64_t rot = a.mla ? a.rope : a.head_dim;
+    if (rot < 2 || rot % 2 != 0 || int64_t(a.inv_freq.size()) != rot / 2)
+      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "RoPE over %lld dims needs an even count and %lld frequencies, got %zu",
+                 (long long)rot, (long long)(rot / 2), a.inv_freq.size());
+    // A norm's weight has its row's length, or is absent (ones, as hmoe_dense_rmsnorm's NULL w):
+    // the kernels read no further than that.
+    const auto fits = [](const std::vector<float>& w, int64_t len) { return w.empty() || int64_t(w.size()) == len; };
+    if (a.mla) {
+      const int64_t qr = a.q_proj < 0 ? weights[size_t(a.q_a)].out : 0;
+      if (!fits(a.kv_a_norm, a.rank) || !fits(a.q_a_norm, qr))
+        hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "kv_a_norm must have %d floats and q_a_norm %lld, got %zu and %zu",
+                   a.rank, (long long)qr, a.kv_a_norm.size(), a.q_a_norm.size());
+    } else {
+      if (a.kv_heads < 1 || a.heads % a.kv_heads != 0)
+        hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "heads (%d) must be a multiple of kv_heads (%d)", a.heads, a.kv_heads);
+      const int64_t qn = a.qk_norm == HMOE_QK_NORM_NONE ? 0
+                         : a.qk_norm == HMOE_QK_NORM_PER_HEAD ? a.head_dim
+                                                              : int64_t(a.heads) * a.head_dim;
+      const int64_t kn = a.qk_norm == HMOE_QK_NORM_NONE ? 0
+                         : a.qk_norm == HMOE_QK_NORM_PER_HEAD ? a.head_dim
+                                                              : int64_t(a.kv_heads) * a.head_dim;
+      if (a.qk_norm != HMOE_QK_NORM_NONE && (!fits(a.q_norm, qn) || !fits(a.k_norm, kn)))
+        hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "q_norm and k_norm must have %lld and %lld floats, got %zu and %zu",
+                   (long long)qn, (long long)kn, a.q_norm.size(), a.k_norm.size());
+    }
+    DeviceScope scope(index_);
+    // The vectors in one allocation, each at its offset (absent ones stay null).
+    const std::vector<float>* parts[5] = {&a.q_norm, &a.k_norm, &a.q_a_norm, &a.kv_a_norm, &a.inv_freq};
+    size_t total = 0;
+    for (const auto* p : parts) total += p->size();
+    AttnStored s;
+    try {
+      HMOE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&s.buf), total * 4));
+      const float* at[5] = {};
+      size_t off = 0;
+      for (int i = 0; i < 5; ++i) {
+        if (parts[i]->empty()) continue;
+        at[i] = s.buf + off;
+        // The device's own stream, then synchronized: see upload.
+        HMOE_CUDA_CHECK(cudaMemcpyAsync(s.buf + off, parts[i]->data(), parts[i]->size() * 4, cudaMemcpyHostToDevice,
+                                        stream_));
+        off += parts[i]->size();
+      }
+      s.q_norm = at[0];
+      s.k_norm = at[1];
+      s.q_a_norm = at[2];
+      s.kv_a_norm = at[3];
+      s.inv_freq = at[4];
+      HMOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      attn_stored_.push_back(s);
+    } catch (...) {
+      cudaStreamSynchronize(stream_);  // no copy may still target what is freed
+      if (s.buf) cudaFree(s.buf);
+      throw;
+    }
+  }
+
+  void kv_create(const Kv& kv) override {
+    const int64_t es = kv.dtype == HMOE_DTYPE_BF16 ? 2 : 4;
+    // Validated by the caller; guarded here too, so that no product below overflows.
+    const double elems = double(kv.layers) * double(kv.max_seq) * double(kv.heads) * double(kv.k_dim + kv.v_dim);
+    if (elems * double(es) > double(int64_t(1) << 60))
+      hmoe::fail(HMOE_ERR_OUT_OF_MEMORY, "a cache of %.3g elements does not fit", elems);
+    DeviceScope scope(index_);
+    const int64_t cells = kv.layers * kv.max_seq * kv.heads;  // (layer, position, head)
+    KvStored s;
+    try {
+      HMOE_CUDA_CHECK(cudaMalloc(&s.k, size_t(cells * kv.k_dim * es)));
+      if (!kv.shared) HMOE_CUDA_CHECK(cudaMalloc(&s.v, size_t(cells * kv.v_dim * es)));
+      kv_stored_.push_back(s);
+    } catch (...) {
+      if (s.k) cudaFree(s.k);
+      if (s.v) cudaFree(s.v);
+      throw;
+    }
+  }
+
+  void kv_free(int32_t id) override {
+    DeviceScope scope(index_);
+    // Every call ends drained; synchronizing anyway costs nothing and guards the free. Errors are
+    // not this call's to report: the memory goes either way.
+    if (cudaStreamSynchronize(stream_) != cudaSuccess) (void)cudaGetLastError();
+    KvStored& s = kv_stored_[size_t(id)];
+    if (s.k) cudaFree(s.k);
+    if (s.v) cudaFree(s.v);
+    s = KvStored{};
+    (void)cudaGetLastError();
+  }
+
+  void attend(int32_t attn, int32_t kv, int64_t layer, const float* x, int64_t n, const int32_t* positions,
+              float* out) override {
+    DeviceScope scope(index_);
+    Drain drain{stream_};
+    const Attention& a = attentions[size_t(attn)];
+    const Kv& c = kvs[size_t(kv)];
+    const Cache cache = cache_at(c, kv_stored_[size_t(kv)], layer);
+    if (a.mla)
+      attend_mla(a, attn_stored_[size_t(attn)], cache, x, n, positions, out);
+    else
+      attend_gqa(a, attn_stored_[size_t(attn)], cache, x, n, positions, out);
+  }
+
  private:
   struct Stored {
     void* w = nullptr;
     float* bias = nullptr;
   };
+
+  // An attention sublayer's vectors in device memory: one allocation (buf), the others point into
+  // it or are null where the sublayer has none.
+  struct AttnStored {
+    float* buf = nullptr;
+    const float* q_norm = nullptr;
+    const float* k_norm = nullptr;
+    const float* q_a_norm = nullptr;
+    const float* kv_a_norm = nullptr;
+    const float* inv_freq = nullptr;
+  };
+
+  // A cache's memory, layer-major as dense.cpp's hmoe_kv_cache: keys [layers, max_seq, heads,
+  // k_dim], values [layers, max_seq, heads, v_dim] (none when shared), elements f32 or bf16 bits.
+  // Both null once freed.
+  struct KvStored {
+    void* k = nullptr;
+    void* v = nullptr;
+  };
+
+  // One layer of a cache as attend uses it: its keys and values from position 0, the layer's
+  // length L, and where a position's value lies (a shared cache's is the key's first v_dim).
+  struct Cache {
+    char* k;  // position p, head g at k + ((p * heads + g) * k_dim) * es
+    char* v;  // position p, head g at v + (p * v_pos_stride + g * v_head_stride) * es
+    int64_t es, heads, k_dim, v_dim, v_pos_stride, v_head_stride, L;
+    bool bf16, shared;
+    // Where position p's keys (all heads) and non-shared values go.
+    void* keys_at(int64_t p) const { return k + p * heads * k_dim * es; }
+    void* values_at(int64_t p) const { return v + p * heads * v_dim * es; }
+  };
+
+  Cache cache_at(const Kv& c, const KvStored& s, int64_t layer) const {
+    Cache r;
+    r.bf16 = c.dtype == HMOE_DTYPE_BF16;
+    r.es = r.bf16 ? 2 : 4;
+    r.shared = c.shared;
+    r.heads = c.heads;
+    r.k_dim = c.k_dim;
+    r.v_dim = c.v_dim;
+    r.L = c.length[size_t(layer)];
+    r.k = static_cast<char*>(s.k) + layer * c.max_seq * c.heads * c.k_dim * r.es;
+    if (c.shared) {
+      r.v = r.k;
+      r.v_pos_stride = c.heads * c.k_dim;
+      r.v_head_stride = c.k_dim;
+    } else {
+      r.v = static_cast<char*>(s.v) + layer * c.max_seq * c.heads * c.v_dim * r.es;
+      r.v_pos_stride = c.heads * c.v_dim;
+      r.v_head_stride = c.v_dim;
+    }
+    return r;
+  }
+
+  // Appends n tokens' keys (and values) [n, heads, k_dim / v_dim] f32 at L..L+n-1.
+  void append(const Cache& c, const float* k, const float* v, int64_t n) {
+    kv_store(k, n * c.heads * c.k_dim, c.keys_at(c.L), c.bf16, stream_);
+    if (!c.shared) kv_store(v, n * c.heads * c.v_dim, c.values_at(c.L), c.bf16, stream_);
+  }
+
+  // out [n, heads, v_dim] = attention of q [n, heads, k_dim] over the layer, the n new tokens
+  // already appended.
+  void attention(const Cache& c, const float* q, int64_t n, int64_t heads, int64_t window, float scale, float* o) {
+    if (c.bf16)
+      attention_typed<uint16_t>(q, reinterpret_cast<const uint16_t*>(c.k), reinterpret_cast<const uint16_t*>(c.v),
+                                c.v_pos_stride, c.v_head_stride, c.shared, heads, c.heads, c.k_dim, c.v_dim, c.L, n,
+                                window, scale, o, stream_);
+    else
+      attention_typed<float>(q, reinterpret_cast<const float*>(c.k), reinterpret_cast<const float*>(c.v),
+                             c.v_pos_stride, c.v_head_stride, c.shared, heads, c.heads, c.k_dim, c.v_dim, c.L, n,
+                             window, scale, o, stream_);
+  }
+
+  // Per-head linear over weight `id` (dense-attention.cuh's heads_linear_kernel; no bias).
+  void heads_linear(int32_t id, int64_t head_rows, int64_t row_off, int64_t in, int64_t out, const float* x,
+                    int64_t ldx_t, int64_t ldx_h, int64_t n, int64_t heads, float* y, int64_t ldy_t, int64_t ldy_h) {
+    const void* w = stored_[size_t(id)].w;
+    switch (weights[size_t(id)].dtype) {
+      case HMOE_DTYPE_F32:
+        heads_linear_typed(static_cast<const float*>(w), head_rows, row_off, in, out, x, ldx_t, ldx_h, n, heads, y,
+                           ldy_t, ldy_h, stream_);
+        break;
+      case HMOE_DTYPE_BF16:
+        heads_linear_typed(static_cast<const __nv_bfloat16*>(w), head_rows, row_off, in, out, x, ldx_t, ldx_h, n,
+                           heads, y, ldy_t, ldy_h, stream_);
+        break;
+      default:
+        heads_linear_typed(static_cast<const __half*>(w), head_rows, row_off, in, out, x, ldx_t, ldx_h, n, heads, y,
+                           ldy_t, ldy_h, stream_);
+        break;
+    }
+  }
+
+  // x [n, d] and positions [n] host -> dx_ (x, then the positions as int32) in one copy; returns
+  // the device positions. Call after every reserve of the call (see stage_in).
+  const int32_t* stage_in_attend(const float* x, int64_t n, int64_t d, const int32_t* positions) {
+    const size_t xb = size_t(n * d) * 4, pb = size_t(n) * 4;
+    pin_in_.reserve(xb + pb);
+    dx_.reserve(xb + pb);
+    std::memcpy(pin_in_.as<char>(), x, xb);
+    std::memcpy(pin_in_.as<char>() + xb, positions, pb);
+    HMOE_CUDA_CHECK(cudaMemcpyAsync(dx_.as<char>(), pin_in_.as<char>(), xb + pb, cudaMemcpyHostToDevice, stream_));
+    return reinterpret_cast<const int32_t*>(dx_.as<char>() + xb);
+  }
+
+  // GqaAttention.forward on the device. Scratch: dg_ = q | k | v ([n, qd], [n, kd], [n, kd] in
+  // turn, as linears() groups them), datt_ = attended [n, qd], dy_ = out [n, d].
+  void attend_gqa(const Attention& a, const AttnStored& s, const Cache& c, const float* x, int64_t n,
+                  const int32_t* positions, float* out) {
+    const int64_t H = a.heads, KV = a.kv_heads, hd = a.head_dim, qd = H * hd, kd = KV * hd, d = a.d;
+    dg_.reserve(size_t(n * (qd + 2 * kd)) * 4);
+    datt_.reserve(size_t(n * qd) * 4);
+    dy_.reserve(size_t(n * d) * 4);
+    const int32_t* pos = stage_in_attend(x, n, d, positions);
+    float* q = dg_.as<float>();
+    float* k = q + n * qd;
+    float* v = k + n * kd;
+    launch(a.q, dx_.as<float>(), n, q);
+    launch(a.k, dx_.as<float>(), n, k);
+    launch(a.v, dx_.as<float>(), n, v);
+    if (a.qk_norm == HMOE_QK_NORM_PER_HEAD) {
+      rmsnorm_rows(q, n * H, hd, hd, s.q_norm, a.eps, stream_);
+      rmsnorm_rows(k, n * KV, hd, hd, s.k_norm, a.eps, stream_);
+    } else if (a.qk_norm == HMOE_QK_NORM_FULL) {
+      rmsnorm_rows(q, n, qd, qd, s.q_norm, a.eps, stream_);
+      rmsnorm_rows(k, n, kd, kd, s.k_norm, a.eps, stream_);
+    }
+    if (a.clip > 0) clamp_all(q, n * (qd + 2 * kd), a.clip, stream_);  // q, k and v lie in turn
+    rope_rows(q, n, H, qd, hd, hd, pos, s.inv_freq, a.rope_scale, false, stream_);
+    rope_rows(k, n, KV, kd, hd, hd, pos, s.inv_freq, a.rope_scale, false, stream_);
+    append(c, k, v, n);
+    attention(c, q, n, H, a.window, a.scale, datt_.as<float>());
+    launch(a.o, datt_.as<float>(), n, dy_.as<float>());
+    stage_out(dy_.as<float>(), out, n * d);
+  }
+
+  // MlaAttention.forward on the device. Scratch: dg_ = the first projections ([n, heads*qk] or
+  // [n, q_rank], then the key [n, aw]), dq_ = q_b's output with q-lora, dqa_ = q' [n, heads, aw],
+  // dlat_ = latent attention output [n, heads, rank], datt_ = [n, heads * vd], dy_ = out [n, d].
+  void attend_mla(const Attention& a, const AttnStored& s, const Cache& c, const float* x, int64_t n,
+                  const int32_t* positions, float* out) {
+    const int64_t H = a.heads, nope = a.nope, rope = a.rope, rank = a.rank, vd = a.vd, d = a.d;
+    const int64_t qk = nope + rope, aw = rank + rope;
+    const bool lora = a.q_proj < 0;
+    const int64_t qr = lora ? weights[size_t(a.q_a)].out : 0;
+    const int64_t first = lora ? qr : H * qk;  // floats of the query's first projection per token
+    dg_.reserve(size_t(n * (first + aw)) * 4);
+    if (lora) dq_.reserve(size_t(n * H * qk) * 4);
+    dqa_.reserve(size_t(n * H * aw) * 4);
+    dlat_.reserve(size_t(n * H * rank) * 4);
+    datt_.reserve(size_t(n * H * vd) * 4);
+    dy_.reserve(size_t(n * d) * 4);
+    const int32_t* pos = stage_in_attend(x, n, d, positions);
+    float* f = dg_.as<float>();
+    float* key = f + n * first;  // [n, aw] = [c | pe] per token
+    launch(lora ? a.q_a : a.q_proj, dx_.as<float>(), n, f);
+    launch(a.kv_a, dx_.as<float>(), n, key);
+    float* qb = f;  // q [n, heads, qk]
+    if (lora) {
+      rmsnorm_rows(f, n, qr, qr, s.q_a_norm, a.eps, stream_);
+      qb = dq_.as<float>();
+      launch(a.q_b, f, n, qb);
+    }
+    rmsnorm_rows(key, n, rank, aw, s.kv_a_norm, a.eps, stream_);
+    rope_rows(key + rank, n, 1, aw, rope, rope, pos, s.inv_freq, a.rope_scale, true, stream_);
+    rope_rows(qb + nope, n, H, H * qk, qk, rope, pos, s.inv_freq, a.rope_scale, true, stream_);
+    // q'[t, h] = [W_uk_h^T q_nope[t, h] | q_pe[t, h]]: uk_t [heads*rank, nope], head h's rows h*rank ..
+    float* qa = dqa_.as<float>();
+    heads_linear(a.uk_t, rank, 0, nope, rank, qb, H * qk, qk, n, H, qa, H * aw, aw);
+    HMOE_CUDA_CHECK(cudaMemcpy2DAsync(qa + rank, size_t(aw) * 4, qb + nope, size_t(qk) * 4, size_t(rope) * 4,
+                                      size_t(n * H), cudaMemcpyDeviceToDevice, stream_));
+    append(c, key, nullptr, n);
+    attention(c, qa, n, H, 0, a.scale, dlat_.as<float>());
+    // att[t, h] = W_uv_h lat[t, h]: kv_b [heads*(nope+vd), rank], W_uv_h its rows h*(nope+vd) + nope ..
+    heads_linear(a.kv_b, nope + vd, nope, rank, vd, dlat_.as<float>(), H * rank, rank, n, H, datt_.as<float>(),
+                 H * vd, vd);
+    launch(a.o, datt_.as<float>(), n, dy_.as<float>());
+    stage_out(dy_.as<float>(), out, n * d);
+  }
 
   // Every call ends with the stream drained, so that the next may refill the pinned buffers and
   // grow the device ones: stage_out drains it on success; this drains it when the call throws
@@ -321,7 +636,10 @@ class CudaDenseDevice final : public hmoe_dense_device {
   int index_;
   cudaStream_t stream_ = nullptr;
   std::vector<Stored> stored_;  // per weight id
+  std::vector<AttnStored> attn_stored_;  // per attention id
+  std::vector<KvStored> kv_stored_;      // per cache id (nulls once freed)
   DeviceBuffer dx_, dy_, dg_, du_;
+  DeviceBuffer dq_, dqa_, dlat_, datt_;  // attend's scratch (see attend_gqa / attend_mla)
   PinnedBuffer pin_in_, pin_out_;
 };
 

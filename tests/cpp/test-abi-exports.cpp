@@ -92,6 +92,13 @@ static const void* const kExports[] = {
     reinterpret_cast<const void*>(&hmoe_dense_device_upload),
     reinterpret_cast<const void*>(&hmoe_dense_device_linears),
     reinterpret_cast<const void*>(&hmoe_dense_device_mlp),
+    reinterpret_cast<const void*>(&hmoe_dense_device_add_gqa),
+    reinterpret_cast<const void*>(&hmoe_dense_device_add_mla),
+    reinterpret_cast<const void*>(&hmoe_dense_device_kv_create),
+    reinterpret_cast<const void*>(&hmoe_dense_device_kv_free),
+    reinterpret_cast<const void*>(&hmoe_dense_device_kv_truncate),
+    reinterpret_cast<const void*>(&hmoe_dense_device_kv_length),
+    reinterpret_cast<const void*>(&hmoe_dense_device_attend),
 };
 
 static const char* const kNames[] = {
@@ -170,6 +177,13 @@ static const char* const kNames[] = {
     "hmoe_dense_device_upload",
     "hmoe_dense_device_linears",
     "hmoe_dense_device_mlp",
+    "hmoe_dense_device_add_gqa",
+    "hmoe_dense_device_add_mla",
+    "hmoe_dense_device_kv_create",
+    "hmoe_dense_device_kv_free",
+    "hmoe_dense_device_kv_truncate",
+    "hmoe_dense_device_kv_length",
+    "hmoe_dense_device_attend",
 };
 
 int main(int argc, char** argv) {

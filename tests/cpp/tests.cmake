@@ -51,3 +51,9 @@ add_test(NAME dense-device COMMAND test-dense-device emulated)
 set_tests_properties(dense-device PROPERTIES LABELS cpu)
 add_test(NAME cuda-dense-device COMMAND test-dense-device cuda)
 set_tests_properties(cuda-dense-device PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
+
+# Attention sublayers on a device (GQA, MLA, device KV caches) against a float64 reference.
+add_test(NAME dense-attention COMMAND test-dense-attention emulated)
+set_tests_properties(dense-attention PROPERTIES LABELS cpu)
+add_test(NAME cuda-dense-attention COMMAND test-dense-attention cuda)
+set_tests_properties(cuda-dense-attention PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)

@@ -2,6 +2,7 @@ package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
 import java.util.List;
+import org.hybrimoe.device.DenseDevice;
 
 /** The attention sublayer of a decoder layer (grouped-query or multi-head latent attention). */
 public interface Attention {
@@ -34,5 +35,14 @@ public interface Attention {
    */
   default List<Linear> linears() {
     return List.of();
+  }
+
+  /**
+   * Registers this sublayer whole on {@code dense}'s device, over its linears placed there
+   * already; null when it cannot go there (a linear on the CPU, a weight it needs besides refused
+   * by the byte limit or the device's memory, or a form the device lacks: the default).
+   */
+  default DenseDevice.Attention placeOn(DenseOffload dense) {
+    return null;
   }
 }

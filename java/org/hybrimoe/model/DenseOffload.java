@@ -3,6 +3,7 @@ package org.hybrimoe.model;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -16,6 +17,7 @@ import org.hybrimoe.nativeapi.Engine;
 import org.hybrimoe.nativeapi.NativeException;
 import org.hybrimoe.ops.DenseOps;
 import org.hybrimoe.ops.DenseOps.WeightType;
+import org.hybrimoe.ops.KvCache;
 import org.hybrimoe.weights.SafetensorsWriter;
 
 /**
@@ -25,8 +27,13 @@ import org.hybrimoe.weights.SafetensorsWriter;
  * out of the CPU's memory traffic per token. Placement happens at load ({@link #place}): a
  * linear goes to the device while the byte limit and the device's memory allow, otherwise it
  * stays on the CPU; the forward pass asks {@link #linears} and {@link #mlp}, which take the device
- * for what is there and the CPU kernels for the rest. Routers, norms, RoPE, the attention over the
- * KV cache and MLA's per-head absorbed products stay on the CPU.
+ * for what is there and the CPU kernels for the rest.
+ *
+ * <p>When every layer's attention projections are on the device, the attention sublayers go
+ * there whole ({@link #placeAttention}): q/k or latent norms, RoPE, MLA's per-head absorbed
+ * products and the attention itself run on the device, and a session keeps its KV cache in the
+ * device's memory ({@link #newKv}), so that a layer's attention is one round trip. Routers and
+ * the layer norms stay on the CPU, next to the hidden state the CPU's experts need.
  *
  * <p>Owned by the model, closed with it; not thread-safe (one forward pass at a time).
  */
@@ -51,6 +58,7 @@ public final class DenseOffload implements AutoCloseable {
   private final long maxBytes;
   private final Map<Linear, DenseDevice.Weight> placed = new IdentityHashMap<>();
   private final Map<Linear, Boolean> refused = new IdentityHashMap<>();
+  private final Map<Attention, DenseDevice.Attention> attentions = new IdentityHashMap<>();
   private long placedBytes;
   private long refusedBytes;
 
@@ -70,6 +78,7 @@ public final class DenseOffload implements AutoCloseable {
     DenseDevice d = options.kind() == Device.Kind.CUDA ? DenseDevice.cuda(0) : DenseDevice.emulated(1);
     try {
       selfCheck(d, engine);
+      selfCheckAttention(d, engine);
     } catch (RuntimeException e) {
       d.close();
       throw e;
@@ -87,40 +96,49 @@ public final class DenseOffload implements AutoCloseable {
     int in = 72;
     SplittableRandom r = new SplittableRandom(11);
     for (WeightType t : WeightType.values()) {
-      ByteBuffer w = ByteBuffer.allocateDirect(out * in * t.bytes()).order(ByteOrder.LITTLE_ENDIAN);
-      for (int i = 0; i < out * in; i++) {
-        float v = (float) r.nextDouble(-0.3, 0.3);
-        switch (t) {
-          case F32 -> w.putFloat(4 * i, v);
-          case BF16 -> w.putShort(2 * i, SafetensorsWriter.toBf16(v));
-          case F16 -> w.putShort(2 * i, SafetensorsWriter.toF16(v));
-        }
-      }
-      FloatBuffer bias = DenseOps.floats(out);
-      for (int i = 0; i < out; i++) {
-        bias.put(i, (float) r.nextDouble(-1, 1));
-      }
+      ByteBuffer w = AttentionSelfCheck.weight(r, t, out, in);
+      FloatBuffer bias = AttentionSelfCheck.floats(r, out, -1, 1);
       DenseDevice.Weight dw = d.upload(w, t, out, in, bias);
       for (int n : new int[] {1, 9}) {
-        FloatBuffer x = DenseOps.floats((long) n * in);
-        for (int i = 0; i < n * in; i++) {
-          x.put(i, (float) r.nextDouble(-1, 1));
-        }
+        FloatBuffer x = AttentionSelfCheck.floats(r, (long) n * in, -1, 1);
         FloatBuffer got = DenseOps.floats((long) n * out);
         FloatBuffer want = DenseOps.floats((long) n * out);
         d.linears(x, n, got, dw);
         DenseOps.linear(engine, x, n, in, w, t, out, bias, want);
-        double err = 0;
-        for (int i = 0; i < n * out; i++) {
-          double e = Math.abs(got.get(i) - want.get(i)) / (1 + Math.abs(want.get(i)));
-          err = Double.isNaN(e) ? Double.POSITIVE_INFINITY : Math.max(err, e);
-        }
+        double err = AttentionSelfCheck.relativeError(got, want, n * out);
         if (!(err < 1e-4)) {
           throw new IllegalStateException(String.format(Locale.ROOT,
               "the %s dense device disagrees with the CPU on a self-check: relative error %.3g on a [%d x %d] %s "
                   + "linear with %d tokens; keep the dense linears on the CPU (--dense cpu, ModelOptions.Dense.CPU) "
                   + "and report this device", d.kind(), err, out, in, t, n));
         }
+      }
+    }
+  }
+
+  /**
+   * A tiny grouped-query attention (q/k norms per head, biases, clipping, a window) and a tiny MLA
+   * (with and without q-lora), run over a prompt and two decode steps on the device and on the
+   * CPU path, compared: an attention kernel that computes wrongly is refused at load as a linear
+   * is.
+   */
+  static void selfCheckAttention(DenseDevice d, Engine engine) {
+    SplittableRandom r = new SplittableRandom(13);
+    List<Attention> checks = List.of(
+        AttentionSelfCheck.gqa(r, GqaAttention.QkNorm.PER_HEAD, 0.5f, 4),
+        AttentionSelfCheck.gqa(r, GqaAttention.QkNorm.FULL, 0, 0),
+        AttentionSelfCheck.mla(r, false),
+        AttentionSelfCheck.mla(r, true));
+    DenseOffload probe = new DenseOffload(d, 0);
+    for (Attention a : checks) {
+      probe.place(a.linears());
+      DenseDevice.Attention da = a.placeOn(probe);
+      double err = AttentionSelfCheck.compare(a, da, d, engine, r);
+      if (!(err < 1e-4)) {
+        throw new IllegalStateException(String.format(Locale.ROOT,
+            "the %s dense device disagrees with the CPU on a self-check of %s: relative error %.3g; keep the dense "
+                + "layers on the CPU (--dense cpu, ModelOptions.Dense.CPU) and report this device", d.kind(),
+            a.getClass().getSimpleName(), err));
       }
     }
   }
@@ -160,6 +178,82 @@ public final class DenseOffload implements AutoCloseable {
 
   private static long bytesOf(Linear l) {
     return (long) l.out() * l.in() * l.type().bytes() + (l.bias() == null ? 0 : 4L * l.out());
+  }
+
+  /**
+   * Puts whole attention sublayers on the device: all of {@code layers} or none (a session's KV
+   * cache is in one place), and only when each one's projections are there already and they share
+   * one cache geometry. What a sublayer needs besides its linears (MLA's per-head up-projections)
+   * is uploaded under the same byte limit; when that runs out, every sublayer stays on the CPU
+   * (the uploads made so far stay on the device unused).
+   *
+   * @return whether the attention now runs on the device
+   */
+  public boolean placeAttention(List<Attention> layers) {
+    if (layers.isEmpty()) {
+      return false;
+    }
+    Attention first = layers.get(0);
+    for (Attention a : layers) {
+      if (a.linears().isEmpty() || !a.linears().stream().allMatch(placed::containsKey)
+          || a.cacheHeads() != first.cacheHeads() || a.cacheKeyDim() != first.cacheKeyDim()
+          || a.cacheValueDim() != first.cacheValueDim() || a.cacheValueSharesKey() != first.cacheValueSharesKey()) {
+        return false;
+      }
+    }
+    Map<Attention, DenseDevice.Attention> got = new IdentityHashMap<>();
+    for (Attention a : layers) {
+      DenseDevice.Attention da = got.containsKey(a) ? got.get(a) : a.placeOn(this);
+      if (da == null) {
+        return false;
+      }
+      got.put(a, da);
+    }
+    attentions.putAll(got);
+    return true;
+  }
+
+  /** Whether the attention sublayers run on the device ({@link #placeAttention}). */
+  public boolean attentionOnDevice() {
+    return !attentions.isEmpty();
+  }
+
+  /**
+   * A KV cache in the device's memory for the placed attention: layers x maxSeq positions.
+   *
+   * @throws NativeException.OutOfMemory when it does not fit (the session then keeps its cache,
+   *     and its attention, on the CPU)
+   */
+  DenseDevice.Kv newKv(int layers, int maxSeq, KvCache.Dtype dtype) {
+    return device.kvCreate(attentions.values().iterator().next(), layers, maxSeq, dtype);
+  }
+
+  /** Attention sublayer {@code a} on the device: out[n, d] from x[n, d], layer {@code layer} of kv. */
+  void attend(Attention a, DenseDevice.Kv kv, int layer, FloatBuffer x, int n, IntBuffer positions, FloatBuffer out) {
+    device.attend(attentions.get(a), kv, layer, x, n, positions, out);
+  }
+
+  /** The device copy of a placed linear, null when it stays on the CPU. */
+  DenseDevice.Weight weightOf(Linear l) {
+    return placed.get(l);
+  }
+
+  /**
+   * Uploads a weight a sublayer needs besides its linears ([out, in] of type), under the byte
+   * limit; null when the limit or the device's memory refuses it.
+   */
+  DenseDevice.Weight uploadExtra(ByteBuffer w, WeightType type, int out, int in) {
+    long bytes = (long) out * in * type.bytes();
+    if (maxBytes > 0 && placedBytes + bytes > maxBytes) {
+      return null;
+    }
+    try {
+      DenseDevice.Weight dw = device.upload(w, type, out, in, null);
+      placedBytes += bytes;
+      return dw;
+    } catch (NativeException.OutOfMemory e) {
+      return null;
+    }
   }
 
   /** Whether {@code l} runs on the device. */

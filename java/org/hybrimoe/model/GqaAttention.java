@@ -2,6 +2,7 @@ package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
 import java.util.List;
+import org.hybrimoe.device.DenseDevice;
 import org.hybrimoe.ops.DenseOps.RopeStyle;
 import org.hybrimoe.ops.DenseOps;
 
@@ -75,6 +76,28 @@ public final class GqaAttention implements Attention {
   }
 
   @Override
+  public DenseDevice.Attention placeOn(DenseOffload dense) {
+    DenseDevice.Weight wq = dense.weightOf(q);
+    DenseDevice.Weight wk = dense.weightOf(k);
+    DenseDevice.Weight wv = dense.weightOf(v);
+    DenseDevice.Weight wo = dense.weightOf(o);
+    if (wq == null || wk == null || wv == null || wo == null) {
+      return null;
+    }
+    int norm = switch (qkNorm) {
+      case NONE -> DenseDevice.QK_NORM_NONE;
+      case PER_HEAD -> DenseDevice.QK_NORM_PER_HEAD;
+      case FULL -> DenseDevice.QK_NORM_FULL;
+    };
+    return dense.device().addGqa(wq, wk, wv, wo, heads, kvHeads, headDim, norm, qNorm, kNorm, eps, invFreq, ropeScale,
+        clip, window, scale());
+  }
+
+  private float scale() {
+    return (float) (1.0 / Math.sqrt(headDim));
+  }
+
+  @Override
   public int cacheHeads() {
     return kvHeads;
   }
@@ -115,7 +138,7 @@ public final class GqaAttention implements Attention {
     DenseOps.rope(kb, n, kvHeads, kd, headDim, headDim, ctx.positions(), invFreq, ropeScale, RopeStyle.HALF);
     FloatBuffer ab = ctx.floats(Scratch.Slot.ATTENDED, (long) n * qd);
     DenseOps.attention(
-        ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, (float) (1.0 / Math.sqrt(headDim)), window, ab);
+        ctx.engine(), ctx.cache(), layer, qb, kb, vb, n, heads, scale(), window, ab);
     ctx.linear(o, ab, n, out);
   }
 

@@ -90,7 +90,8 @@ public final class Layers {
    * num_hidden_layers (and the num_nextn_predict_layers MTP layers after them), the embedding,
    * final norm and LM head, the dense linears placed on a device when the options ask
    * ({@link DenseOffload}: attention projections, dense MLPs and the LM head before the experts
-   * take device memory, since every token reads them), and last the MoE executor, offered the MoE
+   * take device memory, since every token reads them; then the attention sublayers whole when
+   * all their projections are there), and last the MoE executor, offered the MoE
    * blocks' shared experts; the shared experts it leaves to the model go to the dense device
    * after it.
    *
@@ -122,6 +123,7 @@ public final class Layers {
           }
         }
         dense.place(List.of(head));
+        dense.placeAttention(layers.stream().map(DecoderLayer::attention).toList());
       }
       executor = executor(engine, experts, layers, options);
       if (dense != null) {

@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.List;
+import org.hybrimoe.device.DenseDevice;
 import org.hybrimoe.ops.DenseOps.RopeStyle;
 import org.hybrimoe.ops.DenseOps;
 
@@ -51,6 +52,7 @@ public final class MlaAttention implements Attention {
   private final FloatBuffer kvANorm; // [rank]
   private final ByteBuffer ukT; // [H, rank, nope]: per head W_uk_h^T, transposed copies
   private final ByteBuffer uv; // kv_b_proj from head 0's W_uv: W_uv_h [vd, rank] every (nope+vd)*rank elements
+  private final ByteBuffer kvB; // kv_b_proj whole [H*(nope+vd), rank] (what a dense device takes)
   private final DenseOps.WeightType kvType;
   private final Linear o; // [d, H*vd]
   private final int heads;
@@ -91,6 +93,7 @@ public final class MlaAttention implements Attention {
     this.ukT = transposedUk(kvB);
     int es = kvB.type().bytes();
     ByteBuffer w = kvB.weight();
+    this.kvB = w.slice();
     this.uv = w.slice(w.position() + nope * rank * es, heads * (nope + vd) * rank * es - nope * rank * es);
   }
 
@@ -136,10 +139,36 @@ public final class MlaAttention implements Attention {
     return rank;
   }
 
-  /** The projections of whole weights; the per-head absorbed products (W_uk, W_uv) stay on the CPU. */
+  /**
+   * The projections of whole weights (the per-head absorbed products, W_uk and W_uv, go to a
+   * device with the whole sublayer: {@link #placeOn}).
+   */
   @Override
   public List<Linear> linears() {
     return qProj != null ? List.of(qProj, kvA, o) : List.of(qA, qB, kvA, o);
+  }
+
+  /**
+   * On the device: the whole-weight projections placed as linears, and W_uk^T and kv_b_proj
+   * uploaded here (2 and 4 MiB a layer in bf16 for V2-Lite).
+   */
+  @Override
+  public DenseDevice.Attention placeOn(DenseOffload dense) {
+    DenseDevice.Weight wq = qProj == null ? null : dense.weightOf(qProj);
+    DenseDevice.Weight wqa = qA == null ? null : dense.weightOf(qA);
+    DenseDevice.Weight wqb = qB == null ? null : dense.weightOf(qB);
+    DenseDevice.Weight wkva = dense.weightOf(kvA);
+    DenseDevice.Weight wo = dense.weightOf(o);
+    if ((qProj != null ? wq == null : wqa == null || wqb == null) || wkva == null || wo == null) {
+      return null;
+    }
+    DenseDevice.Weight uk = dense.uploadExtra(ukT, kvType, heads * rank, nope);
+    DenseDevice.Weight kvb = uk == null ? null : dense.uploadExtra(kvB, kvType, heads * (nope + vd), rank);
+    if (kvb == null) {
+      return null;
+    }
+    return dense.device().addMla(wq, wqa, qANorm, wqb, wkva, kvANorm, uk, kvb, wo, heads, nope, rope, vd, rank,
+        LATENT_EPS, invFreq, ropeScale, softmaxScale);
   }
 
   /** The value c is the key's first rank floats: stored once. */

@@ -2,6 +2,8 @@ package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
+import org.hybrimoe.device.DenseDevice;
+import org.hybrimoe.nativeapi.NativeException;
 import org.hybrimoe.ops.DenseOps;
 import org.hybrimoe.ops.KvCache;
 
@@ -9,10 +11,15 @@ import org.hybrimoe.ops.KvCache;
  * One sequence being run through a {@link CausalLm}: {@link #forward} appends tokens (a prompt
  * prefill, then one token per decode step) and returns their logits, reusing the KV cache for
  * everything before them. Not thread-safe; close it to free the cache.
+ *
+ * <p>When the model's attention runs on a dense device ({@link DenseOffload#attentionOnDevice}),
+ * the KV cache is in that device's memory; when it does not fit there, this session keeps its
+ * cache, and runs its attention, on the CPU.
  */
 public final class Session implements AutoCloseable {
   private final CausalLm model;
-  private final KvCache cache;
+  private final KvCache cache; // null when the cache is on the dense device
+  private final DenseDevice.Kv deviceKv; // null when it is not
   private final Scratch scratch = new Scratch(); // activations, reused by every step
   private int position;
 
@@ -21,9 +28,39 @@ public final class Session implements AutoCloseable {
       throw new IllegalArgumentException("maxSeq must be >= 1, got " + maxSeq);
     }
     this.model = model;
+    this.deviceKv = deviceKv(model, maxSeq, kvType);
     Attention a = model.layers().get(0).attention();
-    this.cache = KvCache.create(model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(), a.cacheValueDim(), kvType,
-        a.cacheValueSharesKey());
+    this.cache = deviceKv != null ? null : KvCache.create(model.numLayers(), maxSeq, a.cacheHeads(), a.cacheKeyDim(),
+        a.cacheValueDim(), kvType, a.cacheValueSharesKey());
+  }
+
+  private static DenseDevice.Kv deviceKv(CausalLm model, int maxSeq, KvCache.Dtype kvType) {
+    DenseOffload dense = model.dense();
+    if (dense == null || !dense.attentionOnDevice()) {
+      return null;
+    }
+    try {
+      return dense.newKv(model.numLayers(), maxSeq, kvType);
+    } catch (NativeException.OutOfMemory e) {
+      return null;
+    }
+  }
+
+  /** Whether this session's KV cache, and its attention, are on the model's dense device. */
+  public boolean attentionOnDevice() {
+    return deviceKv != null;
+  }
+
+  private int maxSeq() {
+    return deviceKv != null ? deviceKv.maxSeq() : cache.maxSeq();
+  }
+
+  private void truncate(int length) {
+    if (deviceKv != null) {
+      deviceKv.truncate(length);
+    } else {
+      cache.truncate(length);
+    }
   }
 
   /** Tokens processed so far (the position of the next one). */
@@ -56,9 +93,9 @@ public final class Session implements AutoCloseable {
     if (n == 0) {
       return new float[0][];
     }
-    if (position + n > cache.maxSeq()) {
+    if (position + n > maxSeq()) {
       throw new IllegalStateException(
-          "sequence of " + (position + n) + " tokens exceeds the session's " + cache.maxSeq() + " positions");
+          "sequence of " + (position + n) + " tokens exceeds the session's " + maxSeq() + " positions");
     }
     int d = model.hiddenSize();
     IntBuffer pos = scratch.ints(Scratch.Slot.POSITIONS, n);
@@ -68,7 +105,7 @@ public final class Session implements AutoCloseable {
     try {
       return run(tokens, n, d, pos, lastOnly);
     } catch (RuntimeException e) {
-      cache.truncate(position); // layers that appended before the failure forget it
+      truncate(position); // layers that appended before the failure forget it
       throw e;
     }
   }
@@ -81,7 +118,11 @@ public final class Session implements AutoCloseable {
     for (int l = 0; l < model.numLayers(); l++) {
       DecoderLayer layer = model.layers().get(l);
       DenseOps.rmsnorm(h, n, d, d, layer.norm1(), model.eps(), x, d);
-      layer.attention().forward(ctx, l, x, n, y);
+      if (deviceKv != null) {
+        model.dense().attend(layer.attention(), deviceKv, l, x, n, pos, y);
+      } else {
+        layer.attention().forward(ctx, l, x, n, y);
+      }
       Act.addInPlace(h, y, n * d);
       DenseOps.rmsnorm(h, n, d, d, layer.norm2(), model.eps(), x, d);
       layer.ffn().forward(ctx, l, x, n, y);
@@ -98,18 +139,23 @@ public final class Session implements AutoCloseable {
     return out;
   }
 
+  /** The host KV cache; null when the cache is on the dense device. */
   KvCache cache() {
     return cache;
   }
 
   /** Drops the cache: the next forward starts a new sequence at position 0. */
   public void reset() {
-    cache.truncate(0);
+    truncate(0);
     position = 0;
   }
 
   @Override
   public void close() {
-    cache.close();
+    if (deviceKv != null) {
+      deviceKv.close();
+    } else {
+      cache.close();
+    }
   }
 }

@@ -389,6 +389,38 @@ public final class HmoeNative {
       hmoe_dense_device_t device, int gate, int up, int down, @Cast("const float*") FloatBuffer x,
       @Cast("int64_t") long n, @Cast("float*") FloatBuffer y);
 
+  public static final int HMOE_QK_NORM_NONE = 0;
+  public static final int HMOE_QK_NORM_PER_HEAD = 1;
+  public static final int HMOE_QK_NORM_FULL = 2;
+
+  public static native int hmoe_dense_device_add_gqa(
+      hmoe_dense_device_t device, int q, int k, int v, int o, int heads, int kvHeads, int headDim, int qkNorm,
+      @Cast("const float*") FloatBuffer qNorm, @Cast("const float*") FloatBuffer kNorm, float eps,
+      @Cast("const float*") FloatBuffer invFreq, float ropeScale, float clip, int window, float scale,
+      @Cast("int32_t*") int[] attn);
+
+  public static native int hmoe_dense_device_add_mla(
+      hmoe_dense_device_t device, int qProj, int qA, @Cast("const float*") FloatBuffer qANorm, int qB, int kvA,
+      @Cast("const float*") FloatBuffer kvANorm, int ukT, int kvB, int o, int heads, int nope, int rope, int vd,
+      int rank, float eps, @Cast("const float*") FloatBuffer invFreq, float ropeScale, float scale,
+      @Cast("int32_t*") int[] attn);
+
+  public static native int hmoe_dense_device_kv_create(
+      hmoe_dense_device_t device, @Cast("int64_t") long nLayers, @Cast("int64_t") long maxSeq,
+      @Cast("int64_t") long nKvHeads, @Cast("int64_t") long kDim, @Cast("int64_t") long vDim, int dtype, int sharedKv,
+      @Cast("int32_t*") int[] kv);
+
+  public static native int hmoe_dense_device_kv_free(hmoe_dense_device_t device, int kv);
+
+  public static native int hmoe_dense_device_kv_truncate(hmoe_dense_device_t device, int kv, @Cast("int64_t") long length);
+
+  public static native int hmoe_dense_device_kv_length(
+      @Const hmoe_dense_device_t device, int kv, @Cast("int64_t") long layer, @Cast("int64_t*") long[] out);
+
+  public static native int hmoe_dense_device_attend(
+      hmoe_dense_device_t device, int attn, int kv, @Cast("int64_t") long layer, @Cast("const float*") FloatBuffer x,
+      @Cast("int64_t") long n, @Cast("const int32_t*") IntBuffer positions, @Cast("float*") FloatBuffer out);
+
   public static native int hmoe_dense_linear(
       hmoe_engine_t engine, @Cast("const float*") FloatBuffer x, @Cast("int64_t") long n,
       @Cast("int64_t") long in, @Cast("const void*") ByteBuffer w, int wDtype,

@@ -42,6 +42,11 @@ public final class NativeHandle<P extends Pointer> implements AutoCloseable {
     return pointer;
   }
 
+  /** Whether {@link #close} has run (what the handle owned is gone). */
+  public boolean closed() {
+    return closed;
+  }
+
   /** Frees the native object; later calls do nothing. Must not race calls using the handle. */
   @Override
   public void close() {

@@ -33,6 +33,11 @@ public final class KvCache implements AutoCloseable {
       this.code = code;
       this.bytes = bytes;
     }
+
+    /** The engine's HMOE_DTYPE_* code. */
+    public int code() {
+      return code;
+    }
   }
 
   private static final Cleaner CLEANER = Cleaner.create();

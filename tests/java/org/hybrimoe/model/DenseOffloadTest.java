@@ -47,6 +47,8 @@ class DenseOffloadTest {
   private static List<float[]> run(CausalLm m) {
     List<float[]> out = new ArrayList<>();
     try (Session s = m.newSession(16)) {
+      assertEquals(m.denseOffload().map(DenseOffload::attentionOnDevice).orElse(false), s.attentionOnDevice(),
+          "the session's cache is where the model's attention runs");
       for (float[] row : s.forward(5, 17, 2, 60, 33, 8, 91, 40, 11)) {
         out.add(row);
       }
@@ -99,6 +101,7 @@ class DenseOffloadTest {
       DenseOffload.Placement p = m.denseOffload().orElseThrow().placement();
       assertEquals(wholeWeightLinears(m), p.deviceLinears(), "every whole-weight linear goes to the device");
       assertEquals(0, p.cpuLinears());
+      assertTrue(m.denseOffload().orElseThrow().attentionOnDevice(), "every projection is there: the attention goes too");
       assertTrue(m.denseOffload().orElseThrow().device().bytes() > p.deviceBytes(), "placed weights and the self-check's");
       double err = maxDiff(cpu, run(m));
       System.out.printf("%s %s: emulated dense device vs CPU, max logit difference %.3g%n", arch, dtype, err);
