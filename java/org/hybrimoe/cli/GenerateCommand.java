@@ -97,8 +97,9 @@ final class GenerateCommand implements Callable<Integer> {
       err.printf("%s, %d layers, bundle %s, device %s%n", m.modelType(), m.numLayers(), m.bundle().name(),
           m.device().name().toLowerCase(Locale.ROOT));
       m.densePlacement().ifPresent(p -> err.printf(Locale.ROOT,
-          "dense linears: %d on the device (%.1f MiB), %d on the CPU (%.1f MiB)%n", p.deviceLinears(),
-          p.deviceBytes() / 1048576.0, p.cpuLinears(), p.cpuBytes() / 1048576.0));
+          "dense linears: %d on the device (%.1f MiB), %d on the CPU (%.1f MiB); attention %s%n", p.deviceLinears(),
+          p.deviceBytes() / 1048576.0, p.cpuLinears(), p.cpuBytes() / 1048576.0,
+          p.attention() ? "and its KV cache on the device" : "on the CPU"));
       err.flush();
       GenerationResult r = m.generate(request, t -> {
         out.print(t.text());

@@ -51,8 +51,12 @@ public final class DenseOffload implements AutoCloseable {
     }
   }
 
-  /** What went where: linears and their bytes on the device and on the CPU. */
-  public record Placement(int deviceLinears, long deviceBytes, int cpuLinears, long cpuBytes) {}
+  /**
+   * What went where: linears and their bytes on the device and on the CPU (device bytes include
+   * what the attention sublayers need besides their linears), and whether the attention
+   * sublayers, with sessions' KV caches, run on the device.
+   */
+  public record Placement(int deviceLinears, long deviceBytes, int cpuLinears, long cpuBytes, boolean attention) {}
 
   private final DenseDevice device;
   private final long maxBytes;
@@ -65,6 +69,11 @@ public final class DenseOffload implements AutoCloseable {
   private DenseOffload(DenseDevice device, long maxBytes) {
     this.device = device;
     this.maxBytes = maxBytes;
+  }
+
+  /** An offload onto {@code device} without a self-check; closing it closes the device. */
+  static DenseOffload over(DenseDevice device, long maxBytes) {
+    return new DenseOffload(device, maxBytes);
   }
 
   /**
@@ -129,7 +138,7 @@ public final class DenseOffload implements AutoCloseable {
         AttentionSelfCheck.gqa(r, GqaAttention.QkNorm.FULL, 0, 0),
         AttentionSelfCheck.mla(r, false),
         AttentionSelfCheck.mla(r, true));
-    DenseOffload probe = new DenseOffload(d, 0);
+    DenseOffload probe = over(d, 0);
     for (Attention a : checks) {
       probe.place(a.linears());
       DenseDevice.Attention da = a.placeOn(probe);
@@ -263,7 +272,7 @@ public final class DenseOffload implements AutoCloseable {
 
   /** Linears placed so far, and those refused. */
   public Placement placement() {
-    return new Placement(placed.size(), placedBytes, refused.size(), refusedBytes);
+    return new Placement(placed.size(), placedBytes, refused.size(), refusedBytes, attentionOnDevice());
   }
 
   /**
