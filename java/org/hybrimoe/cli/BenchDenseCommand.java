@@ -15,6 +15,7 @@ import java.util.concurrent.Callable;
 import org.hybrimoe.device.DenseDevice;
 import org.hybrimoe.device.Device;
 import org.hybrimoe.expert.CpuMoe;
+import org.hybrimoe.model.AttentionBench;
 import org.hybrimoe.nativeapi.HmoeNative;
 import org.hybrimoe.nativeapi.Native;
 import org.hybrimoe.ops.DenseOps;
@@ -29,6 +30,8 @@ import picocli.CommandLine.Spec;
  * the same run: milliseconds per token on each and their ratio, the device's weight-read rate
  * against its own bandwidth probe (CUDA: a device-to-device copy), and a prefill-sized call.
  * Device times include moving the activations in and out of host memory, as the model does.
+ * Last, one layer's whole attention sublayer (MLA or GQA) for a decode token at a context
+ * ({@code --context}), on the CPU path and on the device with its cache there.
  */
 @Command(
     name = "bench-dense",
@@ -58,6 +61,10 @@ public final class BenchDenseCommand implements Callable<Integer> {
 
   @Option(names = "--prefill-tokens", defaultValue = "512", description = "Tokens of the prefill-sized call.")
   int prefillTokens;
+
+  @Option(names = "--context", defaultValue = "1024",
+      description = "Context of the attention sublayer's timed decode steps (0: skip that part; default ${DEFAULT-VALUE}).")
+  int context;
 
   @Option(names = "--json", description = "Also write the figures as JSON.")
   File json;
@@ -89,8 +96,9 @@ public final class BenchDenseCommand implements Callable<Integer> {
     Shape s = shape(shape);
     int nLayers = layers != null ? layers : s.layers();
     int headRows = vocab != null ? vocab : s.vocab();
-    if (nLayers < 1 || headRows < 1 || reps < 1 || prefillTokens < 1) {
-      throw new IllegalArgumentException("need --layers >= 1, --vocab >= 1, --reps >= 1, --prefill-tokens >= 1");
+    if (nLayers < 1 || headRows < 1 || reps < 1 || prefillTokens < 1 || context < 0) {
+      throw new IllegalArgumentException(
+          "need --layers >= 1, --vocab >= 1, --reps >= 1, --prefill-tokens >= 1, --context >= 0");
     }
     boolean cuda = switch (device.toLowerCase(Locale.ROOT)) {
       case "cuda", "gpu" -> true;
@@ -151,6 +159,15 @@ public final class BenchDenseCommand implements Callable<Integer> {
       double tflops = 2.0 * bytes / 2 * prefillTokens / (preMs * 1e9);
       out.printf(Locale.ROOT, "prefill, device: %d tokens in %.1f ms = %.2f TFLOP/s (one run)%n", prefillTokens, preMs,
           tflops);
+      AttentionBench.Result att = context > 0 ? AttentionBench.run(s.name(), context, reps, cpu.engine(), dev) : null;
+      if (att != null) {
+        double c = DemoCommand.median(att.cpuMs());
+        double g = DemoCommand.median(att.deviceMs());
+        out.printf(Locale.ROOT, "attention sublayer (%s, one layer, bf16 cache, 1 token at context %d): CPU %.3f ms "
+            + "(range %.3f-%.3f), device %.3f ms (range %.3f-%.3f); device over CPU %.2fx, x %d layers = %.2f ms a "
+            + "token saved%n", att.form(), context, c, min(att.cpuMs()), max(att.cpuMs()), g, min(att.deviceMs()),
+            max(att.deviceMs()), c / g, nLayers, (c - g) * nLayers);
+      }
       out.flush();
       if (json != null) {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -166,6 +183,13 @@ public final class BenchDenseCommand implements Callable<Integer> {
         m.put("device_ratio_to_probe", devGbps / probe);
         m.put("prefill_tokens", prefillTokens);
         m.put("prefill_tflops", tflops);
+        if (att != null) {
+          m.put("attention_form", att.form());
+          m.put("attention_context", context);
+          m.put("attention_cpu_ms", DemoCommand.median(att.cpuMs()));
+          m.put("attention_device_ms", DemoCommand.median(att.deviceMs()));
+          m.put("attention_device_over_cpu", DemoCommand.median(att.cpuMs()) / DemoCommand.median(att.deviceMs()));
+        }
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json, m);
       }
     } catch (java.io.IOException e) {

@@ -22,18 +22,21 @@ class BenchDenseCommandTest {
     CommandLine cl = Main.commandLine();
     cl.setOut(new PrintWriter(text));
     int rc = cl.execute("bench-dense", "--device", "emulated", "--layers", "1", "--vocab", "1000", "--reps", "2",
-        "--prefill-tokens", "3", "--threads", "1", "--json", json.toString());
+        "--prefill-tokens", "3", "--threads", "1", "--context", "40", "--json", json.toString());
     assertEquals(0, rc, text.toString());
     assertTrue(text.toString().contains("device over CPU"), text.toString());
     JsonNode root = new ObjectMapper().readTree(json.toFile());
     // deepseek-v2-lite: q_proj 3072 x 2048, kv_a 576 x 2048, o_proj 2048 x 2048, head 1000 x 2048, bf16
     assertEquals(2L * 2048 * (3072 + 576 + 2048 + 1000), root.path("dense_bytes_per_token").asLong());
     assertTrue(root.path("device_over_cpu").asDouble() > 0 && root.path("probe_gbps").asDouble() > 0, root.toString());
+    assertEquals("MLA", root.path("attention_form").asText());
+    assertEquals(40, root.path("attention_context").asInt());
+    assertTrue(root.path("attention_device_over_cpu").asDouble() > 0, root.toString());
   }
 
   @Test
   void impossibleOptionsAreNamed() {
-    for (String[] args : new String[][] {{"--shape", "llama"}, {"--device", "tpu"}, {"--layers", "0"}}) {
+    for (String[] args : new String[][] {{"--shape", "llama"}, {"--device", "tpu"}, {"--layers", "0"}, {"--context", "-1"}}) {
       StringWriter err = new StringWriter();
       CommandLine cl = Main.commandLine();
       cl.setErr(new PrintWriter(err));
