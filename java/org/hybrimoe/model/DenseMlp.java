@@ -2,7 +2,6 @@ package org.hybrimoe.model;
 
 import java.nio.FloatBuffer;
 import java.util.List;
-import org.hybrimoe.ops.DenseOps;
 
 /** A SwiGLU MLP: down(silu(gate(x)) * up(x)); gate, up [ff, d], down [d, ff]. */
 public final class DenseMlp implements FeedForward {

@@ -1,7 +1,6 @@
 package org.hybrimoe.model;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.util.Arrays;
@@ -18,7 +17,6 @@ import org.hybrimoe.nativeapi.NativeException;
 import org.hybrimoe.ops.DenseOps;
 import org.hybrimoe.ops.DenseOps.WeightType;
 import org.hybrimoe.ops.KvCache;
-import org.hybrimoe.weights.SafetensorsWriter;
 
 /**
  * The model's dense linears that run on a {@link DenseDevice} instead of the CPU: attention
