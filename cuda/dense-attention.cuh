@@ -16,8 +16,9 @@
 //                        the call at absolute position L + t sees max(0, L+t+1-window) .. L+t;
 //                        online softmax, f32;
 //   heads_linear_kernel  hmoe_dense_linear_heads without bias (MLA's absorbed W_uk^T and W_uv).
-// Only the attention kernel differs from the CPU by f32 rounding order (dot products, softmax
-// sums), as dense_device.h allows.
+// The attention kernel, the per-head linear and the RMSNorm's sum differ from the CPU by f32 (or
+// double) summation order only, as dense_device.h allows; RoPE, the clamp and the cache rounding
+// are the CPU's bit for bit.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -167,7 +168,7 @@ void kv_store(const float* src, int64_t count, void* dst, bool bf16, cudaStream_
 // a shuffle reduction, and an online softmax (running max m, sum l, output rescaled when m
 // grows) needs no buffer of the span's length. The warps' (m, l, acc) then combine through
 // shared memory: o = sum_w e^(m_w - M) acc_w / sum_w e^(m_w - M) l_w, M = max_w m_w; a warp with
-// no position (span < kAttnWarps) has m = -inf and is skipped. Position L + t is always in the
+// no position (span < kAttnWarps) is skipped. Position L + t is always in the
 // span, so some warp has one. Requires k_dim, v_dim <= 32 * P (add_attention checks <=
 // kAttnMaxDim; the launcher picks P).
 template <typename T, int P>
@@ -242,8 +243,10 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   float den = 0.0f;
 #pragma unroll
   for (int w = 0; w < kAttnWarps; ++w) {
-    f[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - mx);
-    den += f[w] * s_l[w];
+    // Whether warp w had a position is known from the span, not from its m: a warp whose scores
+    // were all NaN keeps m = -inf, and its NaN must reach the output as on the CPU.
+    f[w] = first + w <= last ? expf(s_m[w] - mx) : 0.0f;
+    den += first + w <= last ? f[w] * s_l[w] : 0.0f;
   }
   const float inv = 1.0f / den;
   float* o = out + (t * heads + h) * int64_t(v_dim);
@@ -251,7 +254,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kAttnWarps; ++w)
-      if (f[w] != 0.0f) sum += f[w] * s_acc[w][c];
+      if (first + w <= last) sum += f[w] * s_acc[w][c];  // 0 * NaN stays NaN, as on the CPU
     o[c] = sum * inv;
   }
 }

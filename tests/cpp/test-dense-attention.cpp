@@ -176,10 +176,10 @@ struct Mla {
   }
 };
 
-Gqa make_gqa(int norm, float clip, int window, int32_t dtype, int32_t cache_dtype, std::mt19937& rng) {
+Gqa make_gqa(int norm, float clip, int window, int32_t dtype, int32_t cache_dtype, std::mt19937& rng, int hd = 24) {
   Gqa g;
   const int d = 44;
-  g.heads = 6, g.kv = 2, g.hd = 24, g.norm = norm;
+  g.heads = 6, g.kv = 2, g.hd = hd, g.norm = norm;
   g.q = make_weight(dtype, g.heads * g.hd, d, true, rng);
   g.k = make_weight(dtype, g.kv * g.hd, d, true, rng);
   g.v = make_weight(HMOE_DTYPE_F32, g.kv * g.hd, d, true, rng);
@@ -197,10 +197,10 @@ Gqa make_gqa(int norm, float clip, int window, int32_t dtype, int32_t cache_dtyp
   return g;
 }
 
-Mla make_mla(bool lora, int32_t dtype, int32_t cache_dtype, std::mt19937& rng) {
+Mla make_mla(bool lora, int32_t dtype, int32_t cache_dtype, std::mt19937& rng, int nope = 16, int rank = 40) {
   Mla m;
   const int d = 52;
-  m.lora = lora, m.heads = 5, m.nope = 16, m.rope = 8, m.vd = 12, m.rank = 40;
+  m.lora = lora, m.heads = 5, m.nope = nope, m.rope = 8, m.vd = 12, m.rank = rank;
   const int qk = m.heads * (m.nope + m.rope);
   if (lora) {
     m.q_a = make_weight(dtype, 20, d, false, rng);
@@ -357,13 +357,16 @@ int main(int argc, char** argv) {
   }
   if (!dev) return 1;
   std::mt19937 rng(4321);
-  struct G { int norm; float clip; int window; int32_t dtype, cache; int64_t prompt; };
-  for (const G& c : {G{HMOE_QK_NORM_NONE, 0, 0, HMOE_DTYPE_BF16, HMOE_DTYPE_F32, 13},
-                     G{HMOE_QK_NORM_PER_HEAD, 0, 0, HMOE_DTYPE_F32, HMOE_DTYPE_F32, 3},
-                     G{HMOE_QK_NORM_FULL, 0.6f, 0, HMOE_DTYPE_F16, HMOE_DTYPE_F32, 9},
-                     G{HMOE_QK_NORM_NONE, 0, 5, HMOE_DTYPE_BF16, HMOE_DTYPE_F32, 11},
-                     G{HMOE_QK_NORM_PER_HEAD, 0, 0, HMOE_DTYPE_BF16, HMOE_DTYPE_BF16, 70}}) {
-    Gqa g = make_gqa(c.norm, c.clip, c.window, c.dtype, c.cache, rng);
+  // Head dims 24 and 136 (CUDA's attention holds 4 and 8 elements a lane); latent 48 and 528
+  // (4 and 32 a lane), nope 16 and 12 (the per-head products' vector and scalar paths).
+  struct G { int norm; float clip; int window; int32_t dtype, cache; int64_t prompt; int hd; };
+  for (const G& c : {G{HMOE_QK_NORM_NONE, 0, 0, HMOE_DTYPE_BF16, HMOE_DTYPE_F32, 13, 24},
+                     G{HMOE_QK_NORM_PER_HEAD, 0, 0, HMOE_DTYPE_F32, HMOE_DTYPE_F32, 3, 24},
+                     G{HMOE_QK_NORM_FULL, 0.6f, 0, HMOE_DTYPE_F16, HMOE_DTYPE_F32, 9, 24},
+                     G{HMOE_QK_NORM_NONE, 0, 5, HMOE_DTYPE_BF16, HMOE_DTYPE_F32, 11, 24},
+                     G{HMOE_QK_NORM_PER_HEAD, 0, 0, HMOE_DTYPE_BF16, HMOE_DTYPE_BF16, 70, 24},
+                     G{HMOE_QK_NORM_NONE, 0, 7, HMOE_DTYPE_BF16, HMOE_DTYPE_F32, 10, 136}}) {
+    Gqa g = make_gqa(c.norm, c.clip, c.window, c.dtype, c.cache, rng, c.hd);
     run(dev, g, 44, g.kv, g.hd, g.hd, false, c.prompt, "gqa", rng);
   }
   for (bool lora : {false, true})
@@ -371,6 +374,8 @@ int main(int argc, char** argv) {
       Mla m = make_mla(lora, lora ? HMOE_DTYPE_F32 : HMOE_DTYPE_BF16, cache, rng);
       run(dev, m, 52, 1, m.rank + m.rope, m.rank, true, lora ? 10 : 4, "mla", rng);
     }
+  Mla wide = make_mla(true, HMOE_DTYPE_BF16, HMOE_DTYPE_F32, rng, 12, 520);
+  run(dev, wide, 52, 1, wide.rank + wide.rope, wide.rank, true, 9, "mla rank 520", rng);
   check_refusals(dev, rng);
   hmoe_dense_device_free(dev);  // frees the caches still live
   return TEST_RESULT();
