@@ -1,7 +1,7 @@
 // Internal to dense-device.cu: the kernels of the CUDA dense device's attention sublayers
 // (dense_device.h's add_gqa / add_mla / attend), and their launchers. Included by dense-device.cu
-// after its linear kernels, whose warp_sum, widen, load8, kWarps and kGemvTokens it uses (same
-// anonymous namespace of the same translation unit).
+// after its linear kernels, whose warp_sum, widen and kMaxGridYZ it uses (same anonymous namespace
+// of the same translation unit); MLA's per-head products are dense-device.cu's gemv with heads.
 //
 // Each kernel reproduces one CPU operation of dense.cpp:
 //   rmsnorm_kernel       hmoe_dense_rmsnorm, in place over rows with a stride; one warp per row,
@@ -15,8 +15,7 @@
 //   attention_kernel     hmoe_dense_attention_window over the device cache: causal, token t of
 //                        the call at absolute position L + t sees max(0, L+t+1-window) .. L+t;
 //                        online softmax, f32;
-//   heads_linear_kernel  hmoe_dense_linear_heads without bias (MLA's absorbed W_uk^T and W_uv).
-// The attention kernel, the per-head linear and the RMSNorm's sum differ from the CPU by f32 (or
+// The attention kernel and the RMSNorm's sum differ from the CPU by f32 (or
 // double) summation order only, as dense_device.h allows; RoPE, the clamp and the cache rounding
 // are the CPU's bit for bit.
 #pragma once
@@ -33,7 +32,6 @@ namespace {
 
 constexpr int kAttnWarps = 8;        // warps per attention block (one block per token and head)
 constexpr int kAttnMaxDim = 1024;    // largest key or value dimension the attention kernel holds
-constexpr int64_t kMaxGridYZ = 65535;  // gridDim.y and gridDim.z limit
 
 // ---- RMSNorm: x[r * stride + i] for r < rows, i < dim, in place. One warp per row, 8 rows a
 // block, grid-stride over rows. The sum of squares is a double, as on the CPU (the product of two
@@ -293,78 +291,6 @@ void attention_typed(const float* q, const T* kc, const T* vc, int64_t v_pos_str
                             window, scale, out, s);
   else
     hmoe::fail(HMOE_ERR_INTERNAL, "attention dimension %lld over %d", (long long)dmax, kAttnMaxDim);
-}
-
-// ---- Per-head linear (hmoe_dense_linear_heads without bias; heads do not share a weight):
-//   y[t * ldy_t + h * ldy_h + r] = sum_i x[t * ldx_t + h * ldx_h + i] * W[(h * head_rows + row_off + r) * in + i]
-// for t < n, h < heads, r < out. One warp per (row r, head h = blockIdx.y), kGemvTokens tokens a
-// block (blockIdx.z, from token t_first): the row streams once for those tokens as in
-// gemv_kernel. kVec: in % 8 == 0 (every weight row starts on 8 elements: 16-byte aligned on a
-// cudaMalloc'd base) and every x row 16-byte aligned (the launcher checks x, ldx_t, ldx_h).
-template <typename T, bool kVec>
-__global__ void __launch_bounds__(kWarps * 32)
-    heads_linear_kernel(const T* __restrict__ w, int64_t head_rows, int64_t row_off, int64_t in, int64_t out,
-                        const float* __restrict__ x, int64_t ldx_t, int64_t ldx_h, int64_t n, int64_t t_first,
-                        float* __restrict__ y, int64_t ldy_t, int64_t ldy_h) {
-  const int lane = threadIdx.x & 31;
-  const int64_t r = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (r >= out) return;  // the whole warp: r is per warp
-  const int64_t h = blockIdx.y;
-  const int64_t t0 = t_first + int64_t(blockIdx.z) * kGemvTokens;
-  const int nt = n - t0 < kGemvTokens ? int(n - t0) : kGemvTokens;  // >= 1: the grid covers tokens < n only
-  const T* row = w + (h * head_rows + row_off + r) * in;
-  const float* xh = x + t0 * ldx_t + h * ldx_h;
-  float acc[kGemvTokens];
-#pragma unroll
-  for (int t = 0; t < kGemvTokens; ++t) acc[t] = 0.0f;
-  if (kVec) {
-    for (int64_t c = int64_t(lane) * 8; c < in; c += 32 * 8) {
-      float f[8];
-      load8<T>(row + c, f);
-#pragma unroll
-      for (int t = 0; t < kGemvTokens; ++t) {
-        if (t < nt) {
-          const float4* xp = reinterpret_cast<const float4*>(xh + t * ldx_t + c);
-          const float4 a = xp[0], b = xp[1];
-          acc[t] += f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * b.x + f[5] * b.y + f[6] * b.z +
-                    f[7] * b.w;
-        }
-      }
-    }
-  } else {
-    for (int64_t c = lane; c < in; c += 32) {
-      const float v = widen<T>(row[c]);
-#pragma unroll
-      for (int t = 0; t < kGemvTokens; ++t)
-        if (t < nt) acc[t] += v * xh[t * ldx_t + c];
-    }
-  }
-#pragma unroll
-  for (int t = 0; t < kGemvTokens; ++t) {
-    if (t < nt) {  // nt is the block's: uniform over the warp
-      const float sm = warp_sum(acc[t]);
-      if (lane == 0) y[(t0 + t) * ldy_t + h * ldy_h + r] = sm;
-    }
-  }
-}
-
-template <typename T>
-void heads_linear_typed(const T* w, int64_t head_rows, int64_t row_off, int64_t in, int64_t out, const float* x,
-                        int64_t ldx_t, int64_t ldx_h, int64_t n, int64_t heads, float* y, int64_t ldy_t,
-                        int64_t ldy_h, cudaStream_t s) {
-  const bool vec = in % 8 == 0 && ldx_t % 4 == 0 && ldx_h % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  constexpr int64_t kTokensPerLaunch = kMaxGridYZ * kGemvTokens;  // gridDim.z <= 65535
-  for (int64_t t_first = 0; t_first < n; t_first += kTokensPerLaunch) {
-    const int64_t z = std::min(kMaxGridYZ, (n - t_first + kGemvTokens - 1) / kGemvTokens);
-    const dim3 grid(unsigned((out + kWarps - 1) / kWarps), unsigned(heads), unsigned(z));
-    if (vec)
-      heads_linear_kernel<T, true><<<grid, kWarps * 32, 0, s>>>(w, head_rows, row_off, in, out, x, ldx_t, ldx_h, n,
-                                                                t_first, y, ldy_t, ldy_h);
-    else
-      heads_linear_kernel<T, false><<<grid, kWarps * 32, 0, s>>>(w, head_rows, row_off, in, out, x, ldx_t, ldx_h, n,
-                                                                 t_first, y, ldy_t, ldy_h);
-    HMOE_CUDA_CHECK(cudaGetLastError());
-  }
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The CUDA dense device (dense_device.h): linear weights copied into GPU memory once, linears
 // computed on a stream of the device's own, activations staged through pinned host buffers.
 //   few tokens (decode, n <= kGemvTokens): one warp per output row streams the row once for all
-//     tokens, 16-byte weight loads (8 values), activations from L1/L2;
+//     tokens, 16-byte weight loads (8 values), activations from L1/L2 (the same kernel, per head,
+//     runs MLA's absorbed products);
 //   more tokens (prefill): a shared-memory tiled GEMM, 64 tokens x 64 outputs per block, f32 FMA.
 // Both accumulate in f32 on exact (widened) weights, as the CPU kernels do; neither rounds
 // activations to bf16.
@@ -75,17 +76,28 @@ template <> __device__ __forceinline__ void load8<__half>(const __half* p, float
   }
 }
 
-// y[t, r] = x[t, :] . w[r, :] + bias[r] for t < n <= kGemvTokens; one warp per row r.
-// kVec: in % 8 == 0, so that every row and every x row starts 16-byte aligned (bases are
-// cudaMalloc'd) and the row splits into whole groups of 8.
+constexpr int64_t kMaxGridYZ = 65535;  // gridDim.y and gridDim.z limit
+
+// The streaming GEMV, strided and per head (heads do not share a weight):
+//   y[t*ldy_t + h*ldy_h + r] = sum_i x[t*ldx_t + h*ldx_h + i] * w[(h*head_rows + row_off + r)*in + i] + bias[r]
+// for t < n, h < gridDim.y, r < out. One warp per (row r, head h = blockIdx.y), kGemvTokens
+// tokens a block (blockIdx.z, from token t_first): the row streams once for those tokens. A plain
+// linear is one head (ldx_t = in, ldy_t = out); MLA's absorbed W_uk^T and W_uv are heads of one
+// weight. kVec: in % 8 == 0 (every weight row starts on 8 elements: 16-byte aligned on a
+// cudaMalloc'd base) and every x row 16-byte aligned (gemv checks x, ldx_t and ldx_h).
 template <typename T, bool kVec>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ w, const float* __restrict__ bias,
-                                                           const float* __restrict__ x, int n, int64_t in,
-                                                           int64_t out, float* __restrict__ y) {
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_kernel(const T* __restrict__ w, const float* __restrict__ bias, int64_t head_rows, int64_t row_off,
+                int64_t in, int64_t out, const float* __restrict__ x, int64_t ldx_t, int64_t ldx_h, int64_t n,
+                int64_t t_first, float* __restrict__ y, int64_t ldy_t, int64_t ldy_h) {
   const int lane = threadIdx.x & 31;
   const int64_t r = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (r >= out) return;
-  const T* row = w + r * in;
+  if (r >= out) return;  // the whole warp: r is per warp
+  const int64_t h = blockIdx.y;
+  const int64_t t0 = t_first + int64_t(blockIdx.z) * kGemvTokens;
+  const int nt = n - t0 < kGemvTokens ? int(n - t0) : kGemvTokens;  // >= 1: the grid covers tokens < n only
+  const T* row = w + (h * head_rows + row_off + r) * in;
+  const float* xh = x + t0 * ldx_t + h * ldx_h;
   float acc[kGemvTokens];
 #pragma unroll
   for (int t = 0; t < kGemvTokens; ++t) acc[t] = 0.0f;
@@ -95,8 +107,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
       load8<T>(row + c, f);
 #pragma unroll
       for (int t = 0; t < kGemvTokens; ++t) {
-        if (t < n) {
-          const float4* xp = reinterpret_cast<const float4*>(x + int64_t(t) * in + c);
+        if (t < nt) {
+          const float4* xp = reinterpret_cast<const float4*>(xh + t * ldx_t + c);
           const float4 a = xp[0], b = xp[1];
           acc[t] += f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * b.x + f[5] * b.y + f[6] * b.z +
                     f[7] * b.w;
@@ -108,16 +120,37 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
       const float v = widen<T>(row[c]);
 #pragma unroll
       for (int t = 0; t < kGemvTokens; ++t)
-        if (t < n) acc[t] += v * x[int64_t(t) * in + c];
+        if (t < nt) acc[t] += v * xh[t * ldx_t + c];
     }
   }
   const float b = bias ? bias[r] : 0.0f;
 #pragma unroll
   for (int t = 0; t < kGemvTokens; ++t) {
-    if (t < n) {
-      const float s = warp_sum(acc[t]);
-      if (lane == 0) y[int64_t(t) * out + r] = s + b;
+    if (t < nt) {  // nt is the block's: uniform over the warp
+      const float sm = warp_sum(acc[t]);
+      if (lane == 0) y[(t0 + t) * ldy_t + h * ldy_h + r] = sm + b;
     }
+  }
+}
+
+// Launches gemv_kernel over n tokens (any n: blocks of kGemvTokens, launches of 65535 blocks) and
+// `heads` heads; bias [out] or null.
+template <typename T>
+void gemv(const T* w, const float* bias, int64_t head_rows, int64_t row_off, int64_t in, int64_t out, const float* x,
+          int64_t ldx_t, int64_t ldx_h, int64_t n, int64_t heads, float* y, int64_t ldy_t, int64_t ldy_h,
+          cudaStream_t s) {
+  const bool vec = in % 8 == 0 && ldx_t % 4 == 0 && ldx_h % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  constexpr int64_t kTokensPerLaunch = kMaxGridYZ * kGemvTokens;
+  for (int64_t t_first = 0; t_first < n; t_first += kTokensPerLaunch) {
+    const int64_t z = std::min(kMaxGridYZ, (n - t_first + kGemvTokens - 1) / kGemvTokens);
+    const dim3 grid(unsigned((out + kWarps - 1) / kWarps), unsigned(heads), unsigned(z));
+    if (vec)
+      gemv_kernel<T, true><<<grid, kWarps * 32, 0, s>>>(w, bias, head_rows, row_off, in, out, x, ldx_t, ldx_h, n,
+                                                        t_first, y, ldy_t, ldy_h);
+    else
+      gemv_kernel<T, false><<<grid, kWarps * 32, 0, s>>>(w, bias, head_rows, row_off, in, out, x, ldx_t, ldx_h, n,
+                                                         t_first, y, ldy_t, ldy_h);
+    HMOE_CUDA_CHECK(cudaGetLastError());
   }
 }
 
@@ -183,23 +216,18 @@ __global__ void silu_mul_kernel(float* __restrict__ g, const float* __restrict__
 }
 
 template <typename T>
-void launch_typed(const void* w, const float* bias, const float* x, int n, int64_t in, int64_t out, float* y,
+void launch_typed(const T* wt, const float* bias, const float* x, int n, int64_t in, int64_t out, float* y,
                   cudaStream_t s) {
-  const T* wt = static_cast<const T*>(w);
   if (n <= kGemvTokens) {
-    const dim3 grid(unsigned((out + kWarps - 1) / kWarps));
-    if (in % 8 == 0)
-      gemv_kernel<T, true><<<grid, kWarps * 32, 0, s>>>(wt, bias, x, n, in, out, y);
-    else
-      gemv_kernel<T, false><<<grid, kWarps * 32, 0, s>>>(wt, bias, x, n, in, out, y);
-  } else {
-    // gridDim.y is at most 65535: token chunks of 65535 tiles.
-    constexpr int64_t kChunk = int64_t(65535) * kTm;
-    for (int64_t t0 = 0; t0 < n; t0 += kChunk) {
-      const int nt = int(std::min<int64_t>(kChunk, n - t0));
-      const dim3 grid(unsigned((out + kTn - 1) / kTn), unsigned((nt + kTm - 1) / kTm));
-      gemm_kernel<T><<<grid, 256, 0, s>>>(wt, bias, x + t0 * in, nt, in, out, y + t0 * out);
-    }
+    gemv(wt, bias, 0, 0, in, out, x, in, 0, n, 1, y, out, 0, s);  // one head: a plain linear
+    return;
+  }
+  // gridDim.y is at most 65535: token chunks of 65535 tiles.
+  constexpr int64_t kChunk = kMaxGridYZ * kTm;
+  for (int64_t t0 = 0; t0 < n; t0 += kChunk) {
+    const int nt = int(std::min<int64_t>(kChunk, n - t0));
+    const dim3 grid(unsigned((out + kTn - 1) / kTn), unsigned((nt + kTm - 1) / kTm));
+    gemm_kernel<T><<<grid, 256, 0, s>>>(wt, bias, x + t0 * in, nt, in, out, y + t0 * out);
   }
   HMOE_CUDA_CHECK(cudaGetLastError());
 }
@@ -300,38 +328,14 @@ class CudaDenseDevice final : public hmoe_dense_device {
   }
 
   void add_attention(const Attention& a) override {
-    // What the kernels cannot take is refused before anything is allocated.
+    // The ABI layer has checked the shapes, heads and vector lengths (dense_device_api.cpp); what
+    // this device's kernels cannot take besides is refused here, before anything is allocated.
     const int64_t kd = a.cache_k_dim(), vd = a.cache_v_dim();
     if (kd > kAttnMaxDim || vd > kAttnMaxDim)
       hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "key and value dims must be <= %d on a CUDA dense device, got %lld, %lld",
                  kAttnMaxDim, (long long)kd, (long long)vd);
     if (a.heads < 1 || a.heads > kMaxGridYZ)
       hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "heads must be in 1..%lld, got %d", (long long)kMaxGridYZ, a.heads);
-    const int64_t rot = a.mla ? a.rope : a.head_dim;
-    if (rot < 2 || rot % 2 != 0 || int64_t(a.inv_freq.size()) != rot / 2)
-      hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "RoPE over %lld dims needs an even count and %lld frequencies, got %zu",
-                 (long long)rot, (long long)(rot / 2), a.inv_freq.size());
-    // A norm's weight has its row's length, or is absent (ones, as hmoe_dense_rmsnorm's NULL w):
-    // the kernels read no further than that.
-    const auto fits = [](const std::vector<float>& w, int64_t len) { return w.empty() || int64_t(w.size()) == len; };
-    if (a.mla) {
-      const int64_t qr = a.q_proj < 0 ? weights[size_t(a.q_a)].out : 0;
-      if (!fits(a.kv_a_norm, a.rank) || !fits(a.q_a_norm, qr))
-        hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "kv_a_norm must have %d floats and q_a_norm %lld, got %zu and %zu",
-                   a.rank, (long long)qr, a.kv_a_norm.size(), a.q_a_norm.size());
-    } else {
-      if (a.kv_heads < 1 || a.heads % a.kv_heads != 0)
-        hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "heads (%d) must be a multiple of kv_heads (%d)", a.heads, a.kv_heads);
-      const int64_t qn = a.qk_norm == HMOE_QK_NORM_NONE ? 0
-                         : a.qk_norm == HMOE_QK_NORM_PER_HEAD ? a.head_dim
-                                                              : int64_t(a.heads) * a.head_dim;
-      const int64_t kn = a.qk_norm == HMOE_QK_NORM_NONE ? 0
-                         : a.qk_norm == HMOE_QK_NORM_PER_HEAD ? a.head_dim
-                                                              : int64_t(a.kv_heads) * a.head_dim;
-      if (a.qk_norm != HMOE_QK_NORM_NONE && (!fits(a.q_norm, qn) || !fits(a.k_norm, kn)))
-        hmoe::fail(HMOE_ERR_INVALID_ARGUMENT, "q_norm and k_norm must have %lld and %lld floats, got %zu and %zu",
-                   (long long)qn, (long long)kn, a.q_norm.size(), a.k_norm.size());
-    }
     DeviceScope scope(index_);
     // The vectors in one allocation, each at its offset (absent ones stay null).
     const std::vector<float>* parts[5] = {&a.q_norm, &a.k_norm, &a.q_a_norm, &a.kv_a_norm, &a.inv_freq};
@@ -365,11 +369,7 @@ class CudaDenseDevice final : public hmoe_dense_device {
   }
 
   void kv_create(const Kv& kv) override {
-    const int64_t es = kv.dtype == HMOE_DTYPE_BF16 ? 2 : 4;
-    // Validated by the caller; guarded here too, so that no product below overflows.
-    const double elems = double(kv.layers) * double(kv.max_seq) * double(kv.heads) * double(kv.k_dim + kv.v_dim);
-    if (elems * double(es) > double(int64_t(1) << 60))
-      hmoe::fail(HMOE_ERR_OUT_OF_MEMORY, "a cache of %.3g elements does not fit", elems);
+    const int64_t es = kv.dtype == HMOE_DTYPE_BF16 ? 2 : 4;  // the caller checked the byte count fits int64
     DeviceScope scope(index_);
     const int64_t cells = kv.layers * kv.max_seq * kv.heads;  // (layer, position, head)
     KvStored s;
@@ -487,24 +487,12 @@ class CudaDenseDevice final : public hmoe_dense_device {
                              window, scale, o, stream_);
   }
 
-  // Per-head linear over weight `id` (dense-attention.cuh's heads_linear_kernel; no bias).
+  // Per-head linear over weight `id` (gemv with heads; the weight's bias, if any, is not added).
   void heads_linear(int32_t id, int64_t head_rows, int64_t row_off, int64_t in, int64_t out, const float* x,
                     int64_t ldx_t, int64_t ldx_h, int64_t n, int64_t heads, float* y, int64_t ldy_t, int64_t ldy_h) {
-    const void* w = stored_[size_t(id)].w;
-    switch (weights[size_t(id)].dtype) {
-      case HMOE_DTYPE_F32:
-        heads_linear_typed(static_cast<const float*>(w), head_rows, row_off, in, out, x, ldx_t, ldx_h, n, heads, y,
-                           ldy_t, ldy_h, stream_);
-        break;
-      case HMOE_DTYPE_BF16:
-        heads_linear_typed(static_cast<const __nv_bfloat16*>(w), head_rows, row_off, in, out, x, ldx_t, ldx_h, n,
-                           heads, y, ldy_t, ldy_h, stream_);
-        break;
-      default:
-        heads_linear_typed(static_cast<const __half*>(w), head_rows, row_off, in, out, x, ldx_t, ldx_h, n, heads, y,
-                           ldy_t, ldy_h, stream_);
-        break;
-    }
+    typed(id, [&](const auto* w) {
+      gemv(w, nullptr, head_rows, row_off, in, out, x, ldx_t, ldx_h, n, heads, y, ldy_t, ldy_h, stream_);
+    });
   }
 
   // x [n, d] and positions [n] host -> dx_ (x, then the positions as int32) in one copy; returns
@@ -607,11 +595,17 @@ class CudaDenseDevice final : public hmoe_dense_device {
 
   void launch(int32_t id, const float* x, int64_t n, float* y) {
     const Weight& wt = weights[size_t(id)];
-    const Stored& s = stored_[size_t(id)];
-    switch (wt.dtype) {
-      case HMOE_DTYPE_F32: launch_typed<float>(s.w, s.bias, x, int(n), wt.in, wt.out, y, stream_); break;
-      case HMOE_DTYPE_BF16: launch_typed<__nv_bfloat16>(s.w, s.bias, x, int(n), wt.in, wt.out, y, stream_); break;
-      default: launch_typed<__half>(s.w, s.bias, x, int(n), wt.in, wt.out, y, stream_); break;
+    typed(id, [&](const auto* w) { launch_typed(w, stored_[size_t(id)].bias, x, int(n), wt.in, wt.out, y, stream_); });
+  }
+
+  // f(w) with weight `id`'s elements typed as float, __nv_bfloat16 or __half.
+  template <typename F>
+  void typed(int32_t id, F&& f) {
+    const void* w = stored_[size_t(id)].w;
+    switch (weights[size_t(id)].dtype) {
+      case HMOE_DTYPE_F32: f(static_cast<const float*>(w)); break;
+      case HMOE_DTYPE_BF16: f(static_cast<const __nv_bfloat16*>(w)); break;
+      default: f(static_cast<const __half*>(w)); break;
     }
   }
 

@@ -1,5 +1,5 @@
 // Test helpers shared by the dense device tests: random weights of every dtype with their exact
-// values, a float64 linear, and the relative error measure.
+// values, a float64 linear, the relative error measure, and the device under test.
 #pragma once
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "check.hpp"
@@ -73,7 +74,9 @@ Weight make_weight(int32_t dtype, int64_t out, int64_t in, bool bias, std::mt199
   return w;
 }
 
-std::vector<double> ref_linear(const Weight& w, const std::vector<float>& x, int64_t n) {
+// The float64 linear y [n, out] over an input of floats or doubles x [n, in].
+template <typename X>
+std::vector<double> ref_linear(const Weight& w, const std::vector<X>& x, int64_t n) {
   std::vector<double> y(size_t(n * w.out));
   for (int64_t t = 0; t < n; ++t)
     for (int64_t r = 0; r < w.out; ++r) {
@@ -108,16 +111,18 @@ int32_t upload(hmoe_dense_device_t* dev, const Weight& w) {
   return id;
 }
 
-// The float64 linear over a float64 input.
-std::vector<double> ref_linear(const Weight& w, const std::vector<double>& x, int64_t n) {
-  std::vector<double> y(size_t(n * w.out));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t r = 0; r < w.out; ++r) {
-      double s = w.bias.empty() ? 0.0 : w.bias[size_t(r)];
-      for (int64_t i = 0; i < w.in; ++i) s += w.value[size_t(r * w.in + i)] * x[size_t(t * w.in + i)];
-      y[size_t(t * w.out + r)] = s;
-    }
-  return y;
+// The device the test's argument names: "cuda" (exits 77, skipped, without a GPU) or the
+// host-emulated one; null after a failed CHECK.
+hmoe_dense_device_t* open_device(const std::string& which) {
+  hmoe_dense_device_t* dev = nullptr;
+  if (which == "cuda") {
+    const int st = hmoe_dense_device_create_cuda(0, &dev);
+    if (st == HMOE_ERR_NO_DEVICE) SKIP("no CUDA device");
+    CHECK_OK(st);
+  } else {
+    CHECK_OK(hmoe_dense_device_create_emulated(2, &dev));
+  }
+  return dev;
 }
 
 }  // namespace

@@ -111,14 +111,7 @@ void check_refusals(hmoe_dense_device_t* dev, std::mt19937& rng) {
 
 int main(int argc, char** argv) {
   const std::string which = argc > 1 ? argv[1] : "emulated";
-  hmoe_dense_device_t* dev = nullptr;
-  if (which == "cuda") {
-    const int st = hmoe_dense_device_create_cuda(0, &dev);
-    if (st == HMOE_ERR_NO_DEVICE) SKIP("no CUDA device");
-    CHECK_OK(st);
-  } else {
-    CHECK_OK(hmoe_dense_device_create_emulated(2, &dev));
-  }
+  hmoe_dense_device_t* dev = open_device(which);
   if (!dev) return 1;
   hmoe_engine_t* cpu = nullptr;
   CHECK_OK(hmoe_engine_create(2, &cpu));

@@ -124,9 +124,8 @@ class EmulatedDenseDevice final : public hmoe_dense_device {
     float* q = qkv_.data();
     float* k = q + n * qd;
     float* v = k + n * kd;
-    linear(a.q, x, n, q);
-    linear(a.k, x, n, k);
-    linear(a.v, x, n, v);
+    const int32_t qkv[3] = {a.q, a.k, a.v};
+    linears(3, qkv, x, n, q);  // q, k, v in turn
     if (a.qk_norm == HMOE_QK_NORM_PER_HEAD) {
       check(hmoe_dense_rmsnorm(q, n * a.heads, hd, hd, a.q_norm.data(), a.eps, q, hd));
       check(hmoe_dense_rmsnorm(k, n * a.kv_heads, hd, hd, a.k_norm.data(), a.eps, k, hd));

@@ -27,7 +27,7 @@ public final class AttentionBench {
     return switch (shape) {
       case "deepseek-v2-lite" -> new MlaAttention(bf16(r, 16 * 192, 2048, false), null, null, null,
           bf16(r, 576, 2048, false), AttentionSelfCheck.floats(r, 512, 0.5, 1.5), bf16(r, 16 * 256, 512, false),
-          bf16(r, 2048, 16 * 128, false), 16, 128, 64, 128, 512, rope(64), 1f, (float) (1 / Math.sqrt(192)));
+          bf16(r, 2048, 16 * 128, false), 16, 128, 64, 128, 512, Act.ropeInvFreq(10000, 64), 1f, (float) (1 / Math.sqrt(192)));
       case "mixtral-8x7b" -> gqa(r, 4096, 32, 8, false);
       case "qwen2-57b-a14b" -> gqa(r, 3584, 28, 4, true);
       default -> throw new IllegalArgumentException("no attention shape '" + shape + "'");
@@ -37,20 +37,11 @@ public final class AttentionBench {
   private static GqaAttention gqa(SplittableRandom r, int d, int heads, int kv, boolean bias) {
     return new GqaAttention(bf16(r, heads * 128, d, bias), bf16(r, kv * 128, d, bias), bf16(r, kv * 128, d, bias),
         bf16(r, d, heads * 128, false), heads, kv, 128, GqaAttention.QkNorm.NONE, null, null, 1e-6f,
-        new Rope(rope(128), 1f), 0, 0);
+        new Rope(Act.ropeInvFreq(10000, 128), 1f), 0, 0);
   }
 
   private static Linear bf16(SplittableRandom r, int out, int in, boolean bias) {
-    return new Linear(AttentionSelfCheck.weight(r, WeightType.BF16, out, in), WeightType.BF16, out, in,
-        bias ? AttentionSelfCheck.floats(r, out, -0.5, 0.5) : null);
-  }
-
-  private static float[] rope(int dim) {
-    float[] f = new float[dim / 2];
-    for (int i = 0; i < f.length; i++) {
-      f[i] = (float) Math.pow(10000, -2.0 * i / dim);
-    }
-    return f;
+    return AttentionSelfCheck.linear(r, WeightType.BF16, out, in, bias);
   }
 
   /**

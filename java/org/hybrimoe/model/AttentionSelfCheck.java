@@ -53,16 +53,9 @@ final class AttentionSelfCheck {
     return err;
   }
 
-  private static Linear linear(SplittableRandom r, WeightType t, int out, int in, boolean bias) {
+  /** A random [out, in] linear of type t, with a random bias when asked. */
+  static Linear linear(SplittableRandom r, WeightType t, int out, int in, boolean bias) {
     return new Linear(weight(r, t, out, in), t, out, in, bias ? floats(r, out, -0.5, 0.5) : null);
-  }
-
-  private static float[] invFreq(int dim) {
-    float[] f = new float[dim / 2];
-    for (int i = 0; i < f.length; i++) {
-      f[i] = (float) Math.pow(10000, -2.0 * i / dim);
-    }
-    return f;
   }
 
   /** GQA of 4 query heads over 2 KV heads of 8 on width 40, biased bf16/f16 projections. */
@@ -83,7 +76,7 @@ final class AttentionSelfCheck {
     };
     return new GqaAttention(linear(r, WeightType.BF16, heads * hd, d, true), linear(r, WeightType.F16, kv * hd, d, true),
         linear(r, WeightType.F32, kv * hd, d, true), linear(r, WeightType.BF16, d, heads * hd, false), heads, kv, hd,
-        norm, qn, kn, 1e-5f, new Rope(invFreq(hd), 1.1f), clip, window);
+        norm, qn, kn, 1e-5f, new Rope(Act.ropeInvFreq(10000, hd), 1.1f), clip, window);
   }
 
   /** MLA of 3 heads (nope 8, rope 4, value 6, latent rank 12) on width 40, q-lora of rank 10 or not. */
@@ -102,7 +95,7 @@ final class AttentionSelfCheck {
     Linear qB = qLora ? linear(r, WeightType.BF16, qk, qRank, false) : null;
     return new MlaAttention(qProj, qA, qANorm, qB, linear(r, WeightType.BF16, rank + rope, d, false),
         floats(r, rank, 0.5, 1.5), linear(r, qLora ? WeightType.F32 : WeightType.BF16, heads * (nope + vd), rank, false),
-        linear(r, WeightType.BF16, d, heads * vd, false), heads, nope, rope, vd, rank, invFreq(rope), 1.05f, 0.3f);
+        linear(r, WeightType.BF16, d, heads * vd, false), heads, nope, rope, vd, rank, Act.ropeInvFreq(10000, rope), 1.05f, 0.3f);
   }
 
   /**
