@@ -296,8 +296,8 @@ class CudaDevice final : public hmoe_device {
       abf_.reserve(pairs * size_t(d) * 2);
       hbf_.reserve(pairs * size_t(ff) * 2);
     }
-    if (shape.format == HMOE_FORMAT_INT4 && !small_.empty()) {
-      // int8 activation blocks (q, scale, sum) for the int4 streaming path.
+    if (shape.format == HMOE_FORMAT_INT4) {
+      // int8 activation rows (q, scale, sum) for both int4 paths.
       xq_.reserve(q_area(size_t(plan.n_tokens), pad32(d)));
       hq_.reserve(q_area(pairs, pad32(ff)));
     }

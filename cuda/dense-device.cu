@@ -4,8 +4,8 @@
 //     tokens, 16-byte weight loads (8 values), activations from L1/L2 (the same kernel, per head,
 //     runs MLA's absorbed products);
 //   more tokens (prefill): a shared-memory tiled GEMM, 64 tokens x 64 outputs per block, f32 FMA.
-// Both accumulate in f32 on exact (widened) weights, as the CPU kernels do; neither rounds
-// activations to bf16.
+// Both follow the engine's rule (dense.h, cpu_moe.h): f32 accumulation on exact (widened)
+// weights, and for bf16 weights every activation rounded to bf16 first, as the CPU kernels do.
 //
 // Attention sublayers (add_attention / kv_create / attend): the whole sublayer of a decoder layer
 // runs on the stream for n new tokens, x [n, d] staged in with the positions, out [n, d] staged
@@ -48,6 +48,12 @@ template <typename T> __device__ __forceinline__ float widen(T v);
 template <> __device__ __forceinline__ float widen<float>(float v) { return v; }
 template <> __device__ __forceinline__ float widen<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <> __device__ __forceinline__ float widen<__half>(__half v) { return __half2float(v); }
+
+// An activation as the rule has a weight of type T see it: rounded to bf16 for bf16 weights.
+template <typename T> __device__ __forceinline__ float act(float v) { return v; }
+template <> __device__ __forceinline__ float act<__nv_bfloat16>(float v) {
+  return __bfloat162float(__float2bfloat16_rn(v));
+}
 
 // Eight consecutive weight elements from a 16-byte (f32: 32-byte) aligned address, as f32.
 template <typename T> __device__ __forceinline__ void load8(const T* p, float (&f)[8]);
@@ -110,8 +116,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         if (t < nt) {
           const float4* xp = reinterpret_cast<const float4*>(xh + t * ldx_t + c);
           const float4 a = xp[0], b = xp[1];
-          acc[t] += f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * b.x + f[5] * b.y + f[6] * b.z +
-                    f[7] * b.w;
+          acc[t] += f[0] * act<T>(a.x) + f[1] * act<T>(a.y) + f[2] * act<T>(a.z) + f[3] * act<T>(a.w) +
+                    f[4] * act<T>(b.x) + f[5] * act<T>(b.y) + f[6] * act<T>(b.z) + f[7] * act<T>(b.w);
         }
       }
     }
@@ -120,7 +126,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       const float v = widen<T>(row[c]);
 #pragma unroll
       for (int t = 0; t < kGemvTokens; ++t)
-        if (t < nt) acc[t] += v * xh[t * ldx_t + c];
+        if (t < nt) acc[t] += v * act<T>(xh[t * ldx_t + c]);
     }
   }
   const float b = bias ? bias[r] : 0.0f;
@@ -177,7 +183,7 @@ __global__ void __launch_bounds__(256) gemm_kernel(const T* __restrict__ w, cons
       const int row = idx >> 4, k = idx & 15;
       const int64_t kk = k0 + k;
       const int64_t tm = m0 + row, on = n0 + row;
-      xs[k][row] = (tm < n && kk < in) ? x[tm * in + kk] : 0.0f;
+      xs[k][row] = (tm < n && kk < in) ? act<T>(x[tm * in + kk]) : 0.0f;
       ws[k][row] = (on < out && kk < in) ? widen<T>(w[on * in + kk]) : 0.0f;
     }
     __syncthreads();

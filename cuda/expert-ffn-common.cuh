@@ -17,6 +17,9 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// cpu_moe.h's bf16 rule: an activation rounded to the nearest bf16 before it meets a bf16 weight.
+__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
 __device__ __forceinline__ void bf16x8_to_f32(const uint4& u, float (&f)[8]) {
   const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll

@@ -1,5 +1,9 @@
-// Expert FFN, tensor-core path (many tokens per expert: prefill): x gathered to bf16, WMMA tiles
-// staged through shared memory (int4 blocks dequantized into the tile); see expert-ffn.cuh.
+// Expert FFN, tensor-core path (many tokens per expert: prefill), WMMA tiles staged through
+// shared memory; see expert-ffn.cuh. bf16 weights: x gathered and rounded to bf16 (cpu_moe.h's
+// rule), f32 accumulation. int4 weights: the rule's integers held exactly in bf16 (activation q in
+// -127..127, weight q in -8..7), one 32-value block per K tile multiplied into fresh accumulators
+// (an integer sum below 2^15, exact in f32), then scaled by the block's weight scale into the
+// thread's own f32 accumulators; the row's activation scale comes last.
 #include <mma.h>
 
 #include <algorithm>
@@ -24,7 +28,7 @@ __global__ void gather_bf16_kernel(ExpertArgs a, const int32_t* __restrict__ run
   }
 }
 
-// Tensor-core GEMM tile: C[64 x 64] = A[rows, K] . B[cols, K]^T for one run, staged through
+// bf16 tensor-core GEMM tile: C[64 x 64] = A[rows, K] . B[cols, K]^T for one run, staged through
 // shared memory with zero fill so that any K and any edge works. kGateUp: B is gate and B2 is up,
 // epilogue writes h_bf16 = silu(gate) * up; else B is down, epilogue accumulates w * C into out.
 constexpr int kTile = 64, kTileK = 32, kLd = kTileK + 8;  // +8 bf16: fewer bank conflicts
@@ -85,35 +89,8 @@ __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* 
     for (int c = threadIdx.x; c < kTile * kTileK / 8; c += 128) {
       const int row = c >> 2, col = (c & 3) * 8;
       stage(A, cnt, m0, As, row, col);
-      if (!a.int4) {
-        stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, pB, 0)), N, n0, Bs, row, col);
-        if (kGateUp) stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 1, 0)), N, n0, B2s, row, col);
-      }
-    }
-    if (a.int4) {
-      // One int4 block (32 values, kTileK) per weight row: threads 0..63 stage B, 64..127 B2.
-      const int row = threadIdx.x & 63;
-      const int p = threadIdx.x < 64 ? pB : 1;
-      __nv_bfloat16* dst = (threadIdx.x < 64 ? Bs : B2s) + row * kLd;
-      if (threadIdx.x < 64 || kGateUp) {
-        const int gr = n0 + row;
-        if (gr < N) {
-          const uint4 q = __ldg(reinterpret_cast<const uint4*>(wrow(a, slot, p, gr) + (k0 / 32) * 16));
-          const float sc = __ldg(srow(a, slot, p, gr) + k0 / a.group);
-          const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-          for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int b = 0; b < 4; ++b) {
-              const uint32_t byte = (w[i] >> (8 * b)) & 0xffu;
-              dst[4 * i + b] = __float2bfloat16_rn(sc * float(int(byte & 15u) - 8));
-              dst[16 + 4 * i + b] = __float2bfloat16_rn(sc * float(int(byte >> 4) - 8));
-            }
-        } else {
-#pragma unroll
-          for (int i = 0; i < 32; ++i) dst[i] = __float2bfloat16_rn(0.0f);
-        }
-      }
+      stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, pB, 0)), N, n0, Bs, row, col);
+      if (kGateUp) stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 1, 0)), N, n0, B2s, row, col);
     }
     __syncthreads();
 #pragma unroll
@@ -159,12 +136,160 @@ __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* 
   }
 }
 
+// int4 tensor-core GEMM tile (see the top of this file). A rows: token pair_token[off + m]'s q
+// in xq (gate/up) or pair off + m's q in hq (down). Each thread owns the tile elements e = tid +
+// 128 i (row e / 64, column e % 64) of C (and C2). kGateUp's epilogue writes h f32 (quantized per
+// row afterwards, for the down tile); the down epilogue accumulates w * C into out.
+template <bool kGateUp>
+__global__ void __launch_bounds__(128) wmma_int4_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
+  using namespace nvcuda;
+  const int r = runs[blockIdx.z];
+  const int off = a.run_offset[r];
+  const int cnt = a.run_offset[r + 1] - off;
+  const int m0 = blockIdx.y * kTile;
+  if (m0 >= cnt) return;
+  const int n0 = blockIdx.x * kTile;
+  const int K = kGateUp ? a.d : a.ff;
+  const int N = kGateUp ? a.ff : a.d;
+  const int lda = kGateUp ? a.d_pad : a.ff_pad;
+  const int8_t* Aq = kGateUp ? a.xq : a.hq;
+  const float* Ascale = kGateUp ? a.xq_scale : a.hq_scale;
+  const int slot = a.run_slot[r];
+  const int pB = kGateUp ? 0 : 2;
+  const int tid = threadIdx.x;
+
+  constexpr int kStageBytes = (kGateUp ? 3 : 2) * kTile * kLd * 2;
+  constexpr int kOutBytes = (kGateUp ? 2 : 1) * kTile * kTile * 4;
+  __shared__ __align__(128) unsigned char smem[kStageBytes > kOutBytes ? kStageBytes : kOutBytes];
+  __shared__ float wsc[2][kTile];  // this K tile's weight scale per B (B2) row
+  __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* Bs = As + kTile * kLd;
+  __nv_bfloat16* B2s = Bs + kTile * kLd;
+  float* Cs = reinterpret_cast<float*>(smem);  // aliases the staging: used after the MMAs
+  float* C2s = Cs + kTile * kTile;
+
+  const int warp = tid >> 5;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  constexpr int kPer = kTile * kTile / 128;
+  float acc[kPer], acc2[kPer];
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) acc[i] = acc2[i] = 0.0f;
+
+  for (int k0 = 0; k0 < K; k0 += kTileK) {
+    {  // A: two threads per row, 16 int8 values each (k0 + 32 <= lda: rows are padded to 32)
+      const int row = tid >> 1, half = tid & 1, gm = m0 + row;
+      __nv_bfloat16* dst = As + row * kLd + half * 16;
+      if (gm < cnt) {
+        const int64_t src_row = kGateUp ? int64_t(a.pair_token[off + gm]) : int64_t(off + gm);
+        const int8_t* p = Aq + src_row * lda + k0 + half * 16;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) dst[i] = __int2bfloat16_rn(int(p[i]));
+      } else {
+#pragma unroll
+        for (int i = 0; i < 16; ++i) dst[i] = __float2bfloat16_rn(0.0f);
+      }
+    }
+    {  // B (threads 0..63) and B2 (64..127): one int4 block per weight row, q - 8 as integers
+      const int row = tid & 63;
+      const bool second = tid >= 64;
+      if (!second || kGateUp) {
+        const int p = second ? 1 : pB;
+        __nv_bfloat16* dst = (second ? B2s : Bs) + row * kLd;
+        const int gr = n0 + row;
+        if (gr < N) {
+          const uint4 q = __ldg(reinterpret_cast<const uint4*>(wrow(a, slot, p, gr) + (k0 / 32) * 16));
+          wsc[second][row] = __ldg(srow(a, slot, p, gr) + k0 / a.group);
+          const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+              const uint32_t byte = (w[i] >> (8 * b)) & 0xffu;
+              dst[4 * i + b] = __int2bfloat16_rn(int(byte & 15u) - 8);
+              dst[16 + 4 * i + b] = __int2bfloat16_rn(int(byte >> 4) - 8);
+            }
+        } else {
+          wsc[second][row] = 0.0f;
+#pragma unroll
+          for (int i = 0; i < 32; ++i) dst[i] = __float2bfloat16_rn(0.0f);
+        }
+      }
+    }
+    __syncthreads();
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[2][2], c2[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::fill_fragment(c[i][j], 0.0f);
+        if (kGateUp) wmma::fill_fragment(c2[i][j], 0.0f);
+      }
+#pragma unroll
+    for (int kk = 0; kk < kTileK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], As + (wm + 16 * i) * kLd + kk, kLd);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::load_matrix_sync(fb, Bs + (wn + 16 * j) * kLd + kk, kLd);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wmma::mma_sync(c[i][j], fa[i], fb, c[i][j]);
+        if (kGateUp) {
+          wmma::load_matrix_sync(fb, B2s + (wn + 16 * j) * kLd + kk, kLd);
+#pragma unroll
+          for (int i = 0; i < 2; ++i) wmma::mma_sync(c2[i][j], fa[i], fb, c2[i][j]);
+        }
+      }
+    }
+    __syncthreads();  // every warp is done with the staging that Cs overwrites
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::store_matrix_sync(Cs + (wm + 16 * i) * kTile + wn + 16 * j, c[i][j], kTile, wmma::mem_row_major);
+        if (kGateUp)
+          wmma::store_matrix_sync(C2s + (wm + 16 * i) * kTile + wn + 16 * j, c2[i][j], kTile, wmma::mem_row_major);
+      }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int e = tid + 128 * i, n = e % kTile;
+      acc[i] += Cs[e] * wsc[0][n];
+      if (kGateUp) acc2[i] += C2s[e] * wsc[1][n];
+    }
+    __syncthreads();  // before the next tile's staging and scales overwrite Cs and wsc
+  }
+
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int e = tid + 128 * i;
+    const int m = m0 + e / kTile, n = n0 + e % kTile;
+    if (m >= cnt || n >= N) continue;
+    const int64_t src_row = kGateUp ? int64_t(a.pair_token[off + m]) : int64_t(off + m);
+    const float sx = Ascale[src_row * (lda / 32)];  // the row's scale (the same in every block)
+    if (kGateUp) {
+      a.h[int64_t(off + m) * a.ff + n] = silu(acc[i] * sx) * (acc2[i] * sx);
+    } else {
+      atomicAdd(a.out + int64_t(a.pair_token[off + m]) * a.d + n, a.pair_weight[off + m] * (acc[i] * sx));
+    }
+  }
+}
+
 }  // namespace
 
 void launch_expert_mma(const ExpertArgs& a, const int32_t* runs, int n_runs, int max_tokens,
                        cudaStream_t stream) {
   if (n_runs <= 0) return;
   const int mt = (max_tokens + kTile - 1) / kTile;
+  if (a.int4) {  // x is already quantized per row (launch_expert_ffn)
+    wmma_int4_kernel<true><<<dim3((a.ff + kTile - 1) / kTile, mt, n_runs), 128, 0, stream>>>(a, runs);
+    HMOE_CUDA_CHECK(cudaGetLastError());
+    quantize_act_rows(a.h, a.n_pairs, a.ff, a.ff, a.hq, a.hq_scale, a.hq_sum, a.ff_pad, stream);
+    wmma_int4_kernel<false><<<dim3((a.d + kTile - 1) / kTile, mt, n_runs), 128, 0, stream>>>(a, runs);
+    HMOE_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   gather_bf16_kernel<<<dim3(std::min(max_tokens, 1024), n_runs), 256, 0, stream>>>(a, runs);
   HMOE_CUDA_CHECK(cudaGetLastError());
   wmma_kernel<true><<<dim3((a.ff + kTile - 1) / kTile, mt, n_runs), 128, 0, stream>>>(a, runs);

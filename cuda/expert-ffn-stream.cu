@@ -8,7 +8,8 @@ namespace {
 
 using namespace detail;
 
-// Adds w[k..k+8) . act[t][k..k+8) to acc[t] for the first cnt of T activation rows.
+// Adds w[k..k+8) . act[t][k..k+8) to acc[t] for the first cnt of T activation rows, each
+// activation rounded to bf16 first (cpu_moe.h's bf16 rule: every product exact).
 template <int T>
 __device__ __forceinline__ void fma8(const uint4& wv, const float* const (&act)[T], int cnt, int k,
                                      float (&acc)[T]) {
@@ -19,16 +20,18 @@ __device__ __forceinline__ void fma8(const uint4& wv, const float* const (&act)[
     if (t < cnt) {
       const float4 a0 = __ldg(reinterpret_cast<const float4*>(act[t] + k));
       const float4 a1 = __ldg(reinterpret_cast<const float4*>(act[t] + k + 4));
-      acc[t] += wf[0] * a0.x + wf[1] * a0.y + wf[2] * a0.z + wf[3] * a0.w + wf[4] * a1.x +
-                wf[5] * a1.y + wf[6] * a1.z + wf[7] * a1.w;
+      acc[t] += wf[0] * round_bf16(a0.x) + wf[1] * round_bf16(a0.y) + wf[2] * round_bf16(a0.z) +
+                wf[3] * round_bf16(a0.w) + wf[4] * round_bf16(a1.x) + wf[5] * round_bf16(a1.y) +
+                wf[6] * round_bf16(a1.z) + wf[7] * round_bf16(a1.w);
     }
   }
 }
 
 constexpr int kDepth = 4;
 
-// Activations of the int4 path: rows quantized per block of 32 values to int8 (q = x / s), with
-// the block scale s and the block's sum of q (for the weights' +8 offset). Padding is zeros.
+// Activations of the int4 path: each row (token) quantized to int8 with one scale, cpu_moe.h's
+// rule, laid out per block of 32 values: q, the row's scale s repeated per block, and the block's
+// sum of q (for the weights' +8 offset). Padding is zeros.
 struct QRow {
   const int8_t* q;   // [padded cols]
   const float* s;    // [padded cols / 32]
@@ -132,7 +135,7 @@ __device__ __forceinline__ void rows_dots(const __nv_bfloat16* const (&w)[R], in
         const float wk = __bfloat162float(w[r][k]);
 #pragma unroll
         for (int t = 0; t < T; ++t)
-          if (t < cnt) acc[r][t] += wk * act[t][k];
+          if (t < cnt) acc[r][t] += wk * round_bf16(act[t][k]);
       }
     }
   }
@@ -217,39 +220,53 @@ down_small_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   }
 }
 
-// One warp per (row, block of 32 columns): q = round(v / s) with s = max|v| / 127, the block's
-// sum of q, zeros past `cols` (so padded blocks contribute nothing).
-__global__ void quantize_blocks_kernel(const float* __restrict__ src, int rows, int cols, int64_t src_stride,
-                                       const int32_t* __restrict__ row_of, int8_t* __restrict__ q,
-                                       float* __restrict__ scale, int* __restrict__ sum, int q_stride) {
-  const int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  const int lane = threadIdx.x & 31;
-  const int blocks = q_stride / 32;
-  if (warp >= rows * blocks) return;
-  const int r = warp / blocks, b = warp % blocks, col = b * 32 + lane;
-  const int64_t src_row = row_of ? row_of[r] : r;
-  const float v = col < cols ? src[src_row * src_stride + col] : 0.0f;
-  float m = fabsf(v);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  const float s = m > 0.0f ? m / 127.0f : 1.0f;
-  const int qi = __float2int_rn(v / s);
-  int total = qi;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
-  q[int64_t(r) * q_stride + col] = int8_t(qi);
-  if (lane == 0) {
-    scale[int64_t(r) * blocks + b] = s;
-    sum[int64_t(r) * blocks + b] = total;
-  }
-}
+// One block of kQuantThreads per row: amax over the row, then q = nearbyint(clamp(v * (127 / amax),
+// -127, 127)) and s = amax / 127 in IEEE f32 operations, exactly as the CPU's act_rule.hpp; a row
+// holding NaN or inf gets q = 0 and s = NaN (its outputs are NaN, as on the CPU). Each warp then
+// writes whole blocks of 32: q, the row's s, the block's sum of q; zeros past `cols`.
+constexpr int kQuantThreads = 256;
 
-void quantize_blocks(const float* src, int rows, int cols, int64_t stride, int8_t* q, float* s, int* sum,
-                     int q_stride, cudaStream_t stream) {
-  const int warps = rows * (q_stride / 32);
-  if (warps == 0) return;
-  quantize_blocks_kernel<<<(warps + 7) / 8, 256, 0, stream>>>(src, rows, cols, stride, nullptr, q, s, sum, q_stride);
-  HMOE_CUDA_CHECK(cudaGetLastError());
+__global__ void __launch_bounds__(kQuantThreads)
+quantize_rows_kernel(const float* __restrict__ src, int cols, int64_t src_stride, int8_t* __restrict__ q,
+                     float* __restrict__ scale, int* __restrict__ sum, int q_stride) {
+  __shared__ float warp_max[kQuantThreads / 32];
+  __shared__ int warp_bad[kQuantThreads / 32];
+  const int r = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float* row = src + int64_t(r) * src_stride;
+  float m = 0.0f;
+  int bad = 0;
+  for (int c = threadIdx.x; c < cols; c += kQuantThreads) {
+    const float a = fabsf(row[c]);
+    bad |= !(a <= 3.4028235e38f);  // NaN or inf
+    m = fmaxf(m, a);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    bad |= __shfl_xor_sync(0xffffffffu, bad, o);
+  }
+  if (lane == 0) warp_max[warp] = m, warp_bad[warp] = bad;
+  __syncthreads();
+  m = 0.0f;
+  bad = 0;
+#pragma unroll
+  for (int w = 0; w < kQuantThreads / 32; ++w) m = fmaxf(m, warp_max[w]), bad |= warp_bad[w];
+  const float inv = (bad || m == 0.0f) ? 0.0f : __fdiv_rn(127.0f, m);
+  const float s = bad ? __int_as_float(0x7fc00000) : __fdiv_rn(m, 127.0f);
+  const int blocks = q_stride / 32;
+  for (int b = warp; b < blocks; b += kQuantThreads / 32) {
+    const int col = b * 32 + lane;
+    const float v = col < cols ? row[col] : 0.0f;
+    const int qi = __float2int_rn(fminf(127.0f, fmaxf(-127.0f, __fmul_rn(v, inv))));
+    int total = qi;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+    q[int64_t(r) * q_stride + col] = int8_t(qi);
+    if (lane == 0) {
+      scale[int64_t(r) * blocks + b] = s;
+      sum[int64_t(r) * blocks + b] = total;
+    }
+  }
 }
 
 template <int T>
@@ -257,19 +274,24 @@ void launch_small(const ExpertArgs& a, const int32_t* runs, int n, cudaStream_t 
   const dim3 block(kWarpsPerBlock * 32);
   gateup_small_kernel<T><<<dim3((a.ff + kWarpsPerBlock - 1) / kWarpsPerBlock, n), block, 0, stream>>>(a, runs);
   HMOE_CUDA_CHECK(cudaGetLastError());
-  // int4: h of every pair as int8 blocks for the down projection's dp4a.
-  if (a.int4) quantize_blocks(a.h, a.n_pairs, a.ff, a.ff, a.hq, a.hq_scale, a.hq_sum, a.ff_pad, stream);
+  // int4: h of every pair as int8 rows for the down projection's dp4a.
+  if (a.int4) quantize_act_rows(a.h, a.n_pairs, a.ff, a.ff, a.hq, a.hq_scale, a.hq_sum, a.ff_pad, stream);
   down_small_kernel<T><<<dim3((a.d + kWarpsPerBlock - 1) / kWarpsPerBlock, n), block, 0, stream>>>(a, runs);
   HMOE_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
 
+void quantize_act_rows(const float* src, int rows, int cols, int64_t stride, int8_t* q, float* s, int* sum,
+                       int q_stride, cudaStream_t stream) {
+  if (rows <= 0) return;
+  quantize_rows_kernel<<<rows, kQuantThreads, 0, stream>>>(src, cols, stride, q, s, sum, q_stride);
+  HMOE_CUDA_CHECK(cudaGetLastError());
+}
+
 void launch_expert_stream(const ExpertArgs& a, const int32_t* runs, int n_runs, int max_tokens,
                           cudaStream_t stream) {
-  if (n_runs <= 0) return;
-  // int4: every token's x as int8 blocks for the gate/up projections' dp4a.
-  if (a.int4) quantize_blocks(a.x, a.n_tokens, a.d, a.d, a.xq, a.xq_scale, a.xq_sum, a.d_pad, stream);
+  if (n_runs <= 0) return;  // int4: x was quantized by launch_expert_ffn
   if (max_tokens <= 1) launch_small<1>(a, runs, n_runs, stream);
   else if (max_tokens <= 2) launch_small<2>(a, runs, n_runs, stream);
   else if (max_tokens <= 4) launch_small<4>(a, runs, n_runs, stream);

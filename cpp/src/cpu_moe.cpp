@@ -23,6 +23,7 @@
 
 #include "cpu/convert_kernels.hpp"
 #include "cpu/moe_kernels.hpp"
+#include "internal/act_rule.hpp"
 #include "internal/bf16.hpp"
 #include "internal/cpu.hpp"
 #include "internal/engine.hpp"
@@ -147,20 +148,25 @@ void quantize_rows(const float* src, int64_t in, int64_t r0, int64_t r1, int32_t
 
 // ---- the operator ----------------------------------------------------------------------------
 
-// kAvx2Q: AVX2 int4 with per-token int8 activations (VPMADDUBSW); other AVX2 formats widen to f32.
-// kAvx2Bf16: bf16 weights on AVX2, which also prepares the permuted rows of its one-token kernel.
+// The kernel path per format and variant. Every path computes cpu_moe.h's rule for its format;
+// they differ in summation order only. kAvx2Q: int8/int4 against per-token int8 activations
+// (VPMADDUBSW); kAvx2Bf16: bf16 weights on AVX2, which also prepares the permuted rows of its
+// one-token kernel; kAvx512Bf16: VDPBF16PS on the rounded activations' bf16 bits.
 enum class Path { kScalar, kAvx2, kAvx2Bf16, kAvx2Q, kAvx512, kAvx512Bf16, kAvx512Vnni };
 
 Path choose_path(int32_t format) {
   const int v = hmoe::kernel_variant();
   const uint32_t f = hmoe::cpu_features();
+  const bool quantized = format == HMOE_FORMAT_INT8 || format == HMOE_FORMAT_INT4;
 #ifdef HMOE_HAVE_AVX512
   if (v == HMOE_KERNEL_AVX512) {
     if (format == HMOE_FORMAT_BF16 && (f & HMOE_CPU_AVX512_BF16)) return Path::kAvx512Bf16;
-    if (format == HMOE_FORMAT_INT8 || format == HMOE_FORMAT_INT4) {
+    if (quantized) {
       if (f & HMOE_CPU_AVX512_VNNI) return Path::kAvx512Vnni;
 #ifdef HMOE_HAVE_AVX2
-      return format == HMOE_FORMAT_INT4 ? Path::kAvx2Q : Path::kAvx2;  // AVX-512 without VNNI
+      return Path::kAvx2Q;  // AVX-512 without VNNI
+#else
+      return Path::kScalar;
 #endif
     }
     return Path::kAvx512;
@@ -168,10 +174,11 @@ Path choose_path(int32_t format) {
 #endif
 #ifdef HMOE_HAVE_AVX2
   if (v >= HMOE_KERNEL_AVX2 && (f & HMOE_CPU_AVX2))
-    return format == HMOE_FORMAT_INT4 ? Path::kAvx2Q : format == HMOE_FORMAT_BF16 ? Path::kAvx2Bf16 : Path::kAvx2;
+    return quantized ? Path::kAvx2Q : format == HMOE_FORMAT_BF16 ? Path::kAvx2Bf16 : Path::kAvx2;
 #endif
   (void)f;
   (void)v;
+  (void)quantized;
   return Path::kScalar;
 }
 
@@ -192,14 +199,14 @@ void matmul(Path p, const hmoe::cpu::MatView& m, int64_t r0, int64_t r1, const h
   }
 }
 
-// Activations of R packed rows in every form the path needs. f32 is always there (the others
-// are made from it); ld is a multiple of 128 and the padding is zero (128 for qu).
+// Activations of R packed rows in every form the format's rule and the path need. f32 is always
+// there (the others are made from it); ld is a multiple of 128 and the padding is zero (128 for qu).
 struct Acts {
   int64_t ld = 0;
-  std::vector<float> f32;
+  std::vector<float> f32;   // bf16 weights: already rounded to bf16 values (the rule)
   std::vector<float> f32p;  // kAvx2Bf16: f32 permuted for the one-token kernel
   std::vector<uint16_t> bf16;
-  std::vector<uint8_t> qu;
+  std::vector<uint8_t> qu;  // int8/int4 weights: the per-token int8 activations, every path
   std::vector<float> qscale;
   hmoe::cpu::ActView view() const {
     return {f32.data(), f32p.empty() ? nullptr : f32p.data(), bf16.empty() ? nullptr : bf16.data(),
@@ -208,36 +215,36 @@ struct Acts {
   }
 };
 
-// Derives row r's permuted, bf16 or qu form from its f32 form (K valid values).
-void derive_row(Path p, Acts& a, int64_t r, int64_t K) {
-  const float* x = a.f32.data() + r * a.ld;
-  if (p == Path::kAvx2Bf16) {
-    hmoe::cpu::permute_for_bf16(x, a.f32p.data() + r * a.ld, a.ld);
-  } else if (p == Path::kAvx512Bf16) {
-    uint16_t* o = a.bf16.data() + r * a.ld;
+bool quantized(int32_t format) { return format == HMOE_FORMAT_INT8 || format == HMOE_FORMAT_INT4; }
+
+// Applies the format's activation rule to row r (K valid values of its f32 form): bf16 weights
+// round it to bf16 in place (then derive the permuted or bf16-bits form the path reads); int8 and
+// int4 weights quantize it per token to int8 (internal/act_rule.hpp).
+void derive_row(Path p, int32_t format, Acts& a, int64_t r, int64_t K) {
+  float* x = a.f32.data() + r * a.ld;
+  if (format == HMOE_FORMAT_BF16) {
+    hmoe::round_bf16_row(x, K);
+    if (p == Path::kAvx2Bf16) {
+      hmoe::cpu::permute_for_bf16(x, a.f32p.data() + r * a.ld, a.ld);
+    } else if (p == Path::kAvx512Bf16) {
+      uint16_t* o = a.bf16.data() + r * a.ld;
 #ifdef HMOE_HAVE_AVX512
-    hmoe::cpu::f32_to_bf16_avx512(x, o, a.ld);
+      hmoe::cpu::f32_to_bf16_avx512(x, o, a.ld);
 #else
-    for (int64_t k = 0; k < a.ld; ++k) o[k] = hmoe::f32_to_bf16(x[k]);
+      for (int64_t k = 0; k < a.ld; ++k) o[k] = hmoe::f32_to_bf16(x[k]);
 #endif
-  } else if (p == Path::kAvx512Vnni || p == Path::kAvx2Q) {
-    float amax = 0;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
-    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-    a.qscale[size_t(r)] = amax / 127.0f;
-    uint8_t* o = a.qu.data() + r * a.ld;
-    for (int64_t k = 0; k < K; ++k)
-      o[k] = uint8_t(int(std::nearbyint(std::min(127.0f, std::max(-127.0f, x[k] * inv)))) + 128);
-    std::memset(o + K, 128, size_t(a.ld - K));
+    }
+  } else if (quantized(format)) {
+    a.qscale[size_t(r)] = hmoe::quantize_row_i8(x, K, a.ld, a.qu.data() + r * a.ld);
   }
 }
 
-void alloc_acts(Path p, Acts& a, int64_t rows, int64_t K) {
+void alloc_acts(Path p, int32_t format, Acts& a, int64_t rows, int64_t K) {
   a.ld = round_up(K, 128);
   a.f32.assign(size_t(rows * a.ld), 0.0f);
   if (p == Path::kAvx2Bf16) a.f32p.assign(size_t(rows * a.ld), 0.0f);
   if (p == Path::kAvx512Bf16) a.bf16.assign(size_t(rows * a.ld), 0);
-  if (p == Path::kAvx512Vnni || p == Path::kAvx2Q) {
+  if (quantized(format)) {
     a.qu.assign(size_t(rows * a.ld), 128);
     a.qscale.assign(size_t(rows), 0.0f);
   }
@@ -301,7 +308,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
 
   // 2. pack x
   Acts ax;
-  alloc_acts(path, ax, R, d);
+  alloc_acts(path, L->format, ax, R, d);
   pool.parallel_for((R + blk - 1) / blk, [&](int64_t b) {
     for (int64_t r = b * blk; r < std::min(R, (b + 1) * blk); ++r) {
       float* o = ax.f32.data() + r * ax.ld;
@@ -312,7 +319,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
         const uint16_t* h = static_cast<const uint16_t*>(x) + t * d;
         for (int64_t i = 0; i < d; ++i) o[i] = hmoe::bf16_to_f32(h[i]);
       }
-      derive_row(path, ax, r, d);
+      derive_row(path, L->format, ax, r, d);
     }
   });
 
@@ -328,7 +335,7 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
 
   // 3. gate/up -> H
   Acts ah;
-  alloc_acts(path, ah, R, ff);
+  alloc_acts(path, L->format, ah, R, ff);
   const hmoe::cpu::ActView axv = ax.view();
   auto up_phase = [&](const std::vector<int64_t>& counts) {
     const std::vector<Task> tasks = make_tasks(counts, off, ff, pool.size());
@@ -387,10 +394,10 @@ void run_moe(hmoe_engine_t* engine, const hmoe_expert_layer* L, const void* x, i
     dnnl_done.push_back(e);
   }
 
-  // 4. H in the down path's form
-  if (path == Path::kAvx2Bf16 || path == Path::kAvx512Bf16 || path == Path::kAvx512Vnni || path == Path::kAvx2Q)
+  // 4. H under the format's rule, in the down path's form
+  if (L->format != HMOE_FORMAT_F32)
     pool.parallel_for((R + blk - 1) / blk, [&](int64_t b) {
-      for (int64_t r = b * blk; r < std::min(R, (b + 1) * blk); ++r) derive_row(path, ah, r, ff);
+      for (int64_t r = b * blk; r < std::min(R, (b + 1) * blk); ++r) derive_row(path, L->format, ah, r, ff);
     });
 
   // 5. down -> Y [R, d]

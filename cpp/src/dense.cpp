@@ -4,10 +4,11 @@
 // weights are read once per call; attention runs one task per (token, query head). Both use the
 // engine's pool under its run mutex, like the MoE operator.
 //
-// Linear kernels: f32 and bf16 weights go through the expert engine's row kernels (AVX-512 or
-// AVX2+FMA with f32 activations, bf16 widened exactly: the same arithmetic as f32 weights) when
-// the selected kernel variant has them; f16 weights, and the scalar variant, widen each row once
-// per chunk and use a plain dot product.
+// Linear kernels follow the engine's arithmetic rule (cpu_moe.h): f32 and f16 weights against
+// f32 activations; bf16 weights against activations rounded to bf16 first (every product exact),
+// on every path. f32 and bf16 weights go through the expert engine's row kernels (AVX-512 or
+// AVX2+FMA, bf16 widened exactly) when the selected kernel variant has them; f16 weights, and the
+// scalar variant, widen each row once per chunk and use a plain dot product.
 #include "hybrimoe/dense.h"
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 
 #include "cpu/attn_kernels.hpp"
 #include "cpu/moe_kernels.hpp"
+#include "internal/act_rule.hpp"
 #include "internal/bf16.hpp"
 #include "internal/cpu.hpp"
 #include "internal/engine.hpp"
@@ -136,9 +138,10 @@ void require_dim(const char* name, int64_t v) {
 }
 
 // y [n, out] = x [n, in] W^T (+ bias) through oneDNN's matmul, for prefill-sized n: a blocked
-// GEMM reuses each weight for many tokens, where the row kernels reuse it for 4. bf16 weights go
-// to oneDNN's bf16 matmul with bf16 activations where it has one (AVX-512 bf16, AMX), else are
-// widened to f32 a block of rows at a time (onednn_ffn.hpp). Runs on the caller's OpenMP team
+// GEMM reuses each weight for many tokens, where the row kernels reuse it for 4. bf16 weights:
+// the activations are rounded to bf16 (the rule), then go to oneDNN's bf16 matmul where it has
+// one (AVX-512, AMX), else the weights are widened to f32 a block of rows at a time
+// (onednn_ffn.hpp); both compute the same exact products. Runs on the caller's OpenMP team
 // sized to the engine, with the engine's pool idle (run_mu held).
 void linear_onednn(hmoe_engine_t* engine, const float* x, int64_t n, int64_t in, const void* w, int32_t w_dtype,
                    int64_t out, const float* bias, float* y) {
@@ -148,7 +151,9 @@ void linear_onednn(hmoe_engine_t* engine, const float* x, int64_t n, int64_t in,
     if (!hmoe::onednn_matmul(HMOE_DTYPE_F32, n, in, out, x, in, w, y, out))
       hmoe::fail(HMOE_ERR_INTERNAL, "oneDNN has no f32 matmul on this CPU");
   } else {
-    hmoe::onednn_matmul_bf16_any(n, in, out, x, in, nullptr, w, y, out);
+    std::vector<float> xr(x, x + n * in);  // the bf16 rule: activations rounded first
+    hmoe::round_bf16_row(xr.data(), n * in);
+    hmoe::onednn_matmul_bf16_any(n, in, out, xr.data(), in, nullptr, w, y, out);
   }
   if (bias != nullptr)
     for (int64_t t = 0; t < n; ++t)
@@ -173,8 +178,11 @@ void linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t head
     const int64_t ld = (in + 127) / 128 * 128;
     std::vector<float> xp(static_cast<size_t>(heads * n * ld), 0.0f);
     for (int64_t h = 0; h < heads; ++h)
-      for (int64_t t = 0; t < n; ++t)
-        std::memcpy(xp.data() + (h * n + t) * ld, x + t * ldx_t + h * ldx_h, size_t(in) * 4);
+      for (int64_t t = 0; t < n; ++t) {
+        float* row = xp.data() + (h * n + t) * ld;
+        std::memcpy(row, x + t * ldx_t + h * ldx_h, size_t(in) * 4);
+        if (w_dtype == HMOE_DTYPE_BF16) hmoe::round_bf16_row(row, in);  // the bf16 rule
+      }
     // One token against bf16 weights on AVX2 also gets the permuted copy its kernel reads.
     std::vector<float> xperm;
 #ifdef HMOE_HAVE_AVX2
@@ -196,6 +204,17 @@ void linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t head
           for (int64_t r = r0; r < r1; ++r) yh[t * ldy_t + r] += bias[r];
     });
     return;
+  }
+  std::vector<float> xr;  // bf16 weights: the activations rounded to bf16, [n, heads, in]
+  if (w_dtype == HMOE_DTYPE_BF16) {
+    xr.resize(size_t(n * heads * in));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        float* row = xr.data() + (t * heads + h) * in;
+        std::memcpy(row, x + t * ldx_t + h * ldx_h, size_t(in) * 4);
+        hmoe::round_bf16_row(row, in);
+      }
+    x = xr.data(), ldx_t = heads * in, ldx_h = in;
   }
   run_on(engine, heads * chunks, work, [&](int64_t c) {
     const int64_t h = c / chunks, r0 = (c % chunks) * rows, r1 = std::min(out, r0 + rows);

@@ -74,16 +74,26 @@ Weight make_weight(int32_t dtype, int64_t out, int64_t in, bool bias, std::mt199
   return w;
 }
 
-// The float64 linear y [n, out] over an input of floats or doubles x [n, in].
+// One input of a linear as the engine's rule has the weight's dtype see it (dense.h): rounded to
+// f32, then for bf16 weights to bf16; f32 and f16 weights see the f32 value.
+inline double rule_input(int32_t dtype, double v) {
+  const float f = float(v);
+  return dtype == HMOE_DTYPE_BF16 ? double(hmoe::bf16_to_f32(hmoe::f32_to_bf16(f))) : double(f);
+}
+
+// The float64 linear y [n, out] over an input of floats or doubles x [n, in], each input as the
+// rule has the weight's dtype see it.
 template <typename X>
 std::vector<double> ref_linear(const Weight& w, const std::vector<X>& x, int64_t n) {
-  std::vector<double> y(size_t(n * w.out));
-  for (int64_t t = 0; t < n; ++t)
+  std::vector<double> y(size_t(n * w.out)), xr(size_t(w.in));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t i = 0; i < w.in; ++i) xr[size_t(i)] = rule_input(w.dtype, double(x[size_t(t * w.in + i)]));
     for (int64_t r = 0; r < w.out; ++r) {
       double s = w.bias.empty() ? 0.0 : w.bias[size_t(r)];
-      for (int64_t i = 0; i < w.in; ++i) s += w.value[size_t(r * w.in + i)] * x[size_t(t * w.in + i)];
+      for (int64_t i = 0; i < w.in; ++i) s += w.value[size_t(r * w.in + i)] * xr[size_t(i)];
       y[size_t(t * w.out + r)] = s;
     }
+  }
   return y;
 }
 

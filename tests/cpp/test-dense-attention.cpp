@@ -160,14 +160,16 @@ struct Mla {
         const double* q = &qv[size_t((t * heads + h) * qk)];
         for (int r = 0; r < rank; ++r) {  // W_uk_h^T q_nope: uk_t rows h*rank + r
           double s = 0;
-          for (int i = 0; i < nope; ++i) s += uk_t.value[size_t((int64_t(h) * rank + r) * nope + i)] * q[i];
+          for (int i = 0; i < nope; ++i)
+            s += uk_t.value[size_t((int64_t(h) * rank + r) * nope + i)] * rule_input(uk_t.dtype, q[i]);
           qp[size_t(r)] = s;
         }
         for (int i = 0; i < rope; ++i) qp[size_t(rank + i)] = q[nope + i];
         ref_attend(qp.data(), keys, aw, 0, aw, keys, aw, 0, rank, 0, len + t, scale, lat.data());
         for (int r = 0; r < vd; ++r) {  // W_uv_h: kv_b rows h*(nope+vd) + nope + r
           double s = 0;
-          for (int i = 0; i < rank; ++i) s += kv_b.value[size_t((int64_t(h) * (nope + vd) + nope + r) * rank + i)] * lat[size_t(i)];
+          for (int i = 0; i < rank; ++i)
+            s += kv_b.value[size_t((int64_t(h) * (nope + vd) + nope + r) * rank + i)] * rule_input(kv_b.dtype, lat[size_t(i)]);
           att[size_t((t * heads + h) * vd + r)] = s;
         }
       }
@@ -252,7 +254,11 @@ void run(hmoe_dense_device_t* dev, Ref& proto, int64_t d, int64_t cache_heads, i
   CHECK_OK(hmoe_dense_device_kv_create(dev, layers, max_seq, cache_heads, k_dim, v_dim, proto.cache_dtype,
                                        shared ? 1 : 0, &kv));
   std::vector<Ref> refs(size_t(layers), proto);
-  const double tol = proto.cache_dtype == HMOE_DTYPE_BF16 ? 2e-3 : 1e-4;
+  // bf16 caches round every key and value; bf16 weights round every linear's input (the engine's
+  // rule, which the reference follows), and where the device's f32 input and the reference's
+  // differ by an ulp, an element can round to the other bf16 neighbour, which the softmax of a
+  // long MLA latent amplifies (measured 1.0e-3 at rank 520): both get 2e-3, f32 throughout 1e-4.
+  const double tol = proto.cache_dtype == HMOE_DTYPE_BF16 || proto.o.dtype == HMOE_DTYPE_BF16 ? 2e-3 : 1e-4;
   int64_t at = 0;
   for (int64_t n : {prompt, int64_t(1), int64_t(1), int64_t(2)}) {
     std::vector<int32_t> pos(static_cast<size_t>(n));

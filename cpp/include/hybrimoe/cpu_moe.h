@@ -20,6 +20,28 @@
  *                     each block of 32 values is 16 bytes, byte j holding value j in its low
  *                     nibble and value j+16 in its high nibble, as q + 8 (q in -8..7, the engine's
  *                     quantizer uses -7..7); scales: [rows, in_pad / G] f32, w = q * scale.
+ *
+ * What every kernel computes (the arithmetic rule). One rule per weight format, followed by every
+ * implementation: scalar, AVX2, AVX-512, oneDNN, the emulated device (which runs these kernels)
+ * and CUDA (cuda/). Variants differ only in the order in which they add products, so one
+ * tolerance per format holds on every CPU. y = x . w for one output row and one token; "x" is
+ * the projection's input: a token's activations for gate and up, H = silu(gate) * up (f32) for
+ * down. Accumulation is in f32 or wider.
+ *   F32   x as given (f32) times the f32 weights.
+ *   BF16  x rounded to the nearest bf16 first (ties to even, NaN kept), then times the bf16
+ *         weights: every product of two bf16 values is exact in f32. This is what VDPBF16PS, AMX,
+ *         oneDNN's bf16 matmul, tensor cores and HF's bf16 models compute; AVX2 and scalar round
+ *         x in the same way and multiply in f32. Cost against f32 activations: one bf16 rounding
+ *         of each input (relative 2^-9 at most), about 1e-3 relative on an FFN's output.
+ *   INT8  x quantized per token to int8: amax = max|x| over the token's row, s_x = amax / 127,
+ *         q = nearbyint(clamp(x * (127 / amax), -127, 127)) in f32 (amax 0: q = 0, s_x = 0; a row
+ *         holding NaN or inf: s_x = NaN). y = float(sum q * w_q) * (s_w[row] * s_x): the sum is
+ *         exact in integers (VPDPBUSD, VPMADDUBSW, a scalar loop), so every variant gives the
+ *         same bits.
+ *   INT4  x quantized as for INT8. y = (sum over 32-value blocks b of s_w[row, group(b)] * I_b)
+ *         * s_x, I_b = sum over the block of q * w_q, exact in integers.
+ * The quantization to int8 costs about 1e-2 relative on an FFN's output against f32 activations
+ * (random inputs); it is what VNNI and llama.cpp's quantized formats compute.
  */
 #ifndef HYBRIMOE_CPU_MOE_H
 #define HYBRIMOE_CPU_MOE_H
@@ -100,10 +122,10 @@ HMOE_API int hmoe_expert_layer_info(const hmoe_expert_layer_t* layer, int32_t* f
  *   expert_mask  [n_experts] uint8 or NULL
  *   out      [n_tokens, d_model] f32, accumulated into (not overwritten)
  * Experts with no selected token cost nothing; a selected expert without weights set is
- * HMOE_ERR_STATE. The kernel variant (hmoe_kernel_variant) decides the code path: scalar (f32
- * math, the reference), AVX2+FMA (weights widened to f32), AVX-512 (f32 FMA, bf16 via VDPBF16PS
- * with activations rounded to bf16, int8/int4 via VPDPBUSD with activations quantized per token
- * to int8). Runs on the engine's pool, the calling thread included. Calls on one engine are
+ * HMOE_ERR_STATE. Every path computes the rule above; the kernel variant (hmoe_kernel_variant)
+ * decides the code: scalar (the reference), AVX2+FMA (f32 and bf16 widened, int8/int4 by
+ * VPMADDUBSW), AVX-512 (f32 FMA, bf16 by VDPBF16PS where the CPU has AVX512_BF16, int8/int4 by
+ * VPDPBUSD where it has VNNI). Runs on the engine's pool, the calling thread included. Calls on one engine are
  * serialized (a second caller waits); the layer may be shared by engines. x, ids, weights and out
  * must not overlap out. */
 HMOE_API int hmoe_cpu_moe_run(hmoe_engine_t* engine, const hmoe_expert_layer_t* layer,
@@ -113,7 +135,7 @@ HMOE_API int hmoe_cpu_moe_run(hmoe_engine_t* engine, const hmoe_expert_layer_t* 
 
 /* Experts with at least min_tokens tokens in one hmoe_cpu_moe_run call are computed by oneDNN's
  * matmul (f32 and bf16 weights only, where oneDNN implements the dtype on this CPU; otherwise
- * the engine's kernels), reading the weights in place. 0 = never. Default: the environment
+ * the engine's kernels), reading the weights in place, under the same rule. 0 = never. Default: the environment
  * variable HMOE_ONEDNN_MIN_TOKENS at engine creation, else 128. Waits for a running call. */
 HMOE_API int hmoe_engine_set_onednn_min_tokens(hmoe_engine_t* engine, int32_t min_tokens);
 

@@ -7,6 +7,11 @@
  * that take an engine run on its worker pool, the calling thread included, and are serialized
  * with every other pool call on that engine (a second caller waits). Outputs must not overlap
  * inputs unless a function says it works in place.
+ *
+ * Linears follow the engine's arithmetic rule (cpu_moe.h, "What every kernel computes") on every
+ * kernel variant, oneDNN and every dense device: f32 and f16 weights multiply the f32 activations
+ * as given (f16 widened exactly); bf16 weights multiply the activations rounded to bf16 first, so
+ * that every product is exact. Variants differ only in summation order.
  */
 #ifndef HYBRIMOE_DENSE_H
 #define HYBRIMOE_DENSE_H
@@ -30,7 +35,8 @@ typedef struct hmoe_kv_cache hmoe_kv_cache_t;
 /* y = x @ W^T (+ bias):
  *   x     [n, in] f32          w  [out, in] in w_dtype (HMOE_DTYPE_F32, _BF16 or _F16), borrowed
  *   bias  [out] f32 or NULL    y  [n, out] f32, overwritten
- * Accumulates in f32. Any pointer may be unaligned; w is only read. */
+ * Accumulates in f32; bf16 weights: x rounded to bf16 first (the rule above). Any pointer may be
+ * unaligned; w is only read. */
 HMOE_API int hmoe_dense_linear(hmoe_engine_t* engine, const float* x, int64_t n, int64_t in,
                                const void* w, int32_t w_dtype, int64_t out, const float* bias,
                                float* y);

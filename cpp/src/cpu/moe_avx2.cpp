@@ -1,8 +1,10 @@
-// AVX2+FMA expert kernels (compiled with -mavx2 -mfma -mf16c). Every format is widened to f32 in
-// registers and multiplied with FMA against f32 activations: bf16 by a 16-bit shift, int8 by
-// sign extension (times the row scale at the end), int4 by nibble unpacking minus 8, accumulated
-// per group and scaled at the group's end. Up to 4 tokens share each weight load; for the dense
-// formats two rows share each activation load.
+// AVX2+FMA expert kernels (compiled with -mavx2 -mfma -mf16c), following cpu_moe.h's rule:
+//   matmul_avx2    f32 and bf16 weights widened to f32 in registers (bf16 by a 16-bit shift) and
+//                  multiplied with FMA against f32 activations (for bf16, rounded to bf16 by the
+//                  operator, so every product is exact); two rows share each activation load
+//   matmul_avx2_q  int8 and int4 weights against per-token int8 activations (qu) in integers by
+//                  VPMADDUBSW / VPMADDWD, then scaled as the rule says
+// Up to 4 tokens share each weight load.
 // Helpers live in an anonymous namespace so that nothing compiled with these flags is shared.
 #include <immintrin.h>
 
@@ -20,11 +22,8 @@ template <int FMT>
 __m256 load8(const uint8_t* row, int64_t k) {
   if constexpr (FMT == HMOE_FORMAT_F32) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
-  } else if constexpr (FMT == HMOE_FORMAT_BF16) {
+  } else {
     return widen8_bf16(row + 2 * k);
-  } else {  // int8
-    __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k));
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
   }
 }
 
@@ -34,12 +33,10 @@ float load1(const uint8_t* row, int64_t k) {
     float f;
     std::memcpy(&f, row + 4 * k, 4);
     return f;
-  } else if constexpr (FMT == HMOE_FORMAT_BF16) {
+  } else {
     uint16_t h;
     std::memcpy(&h, row + 2 * k, 2);
     return widen1_bf16(h);
-  } else {
-    return float(static_cast<int8_t>(row[k]));
   }
 }
 
@@ -94,41 +91,6 @@ void dot_dense2(const uint8_t* row0, const uint8_t* row1, int64_t K, const float
   }
 }
 
-// int4 row (Kp = scales_per_row * group values, 32-value blocks of 16 bytes) against NT tokens.
-template <int NT>
-void dot_int4(const uint8_t* row, const float* scales, int64_t groups, int group, const float* x,
-              int64_t ld, float* out) {
-  const __m128i low = _mm_set1_epi8(0x0f);
-  const __m256i eight = _mm256_set1_epi32(8);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  const int blocks = group / 32;
-  for (int64_t g = 0; g < groups; ++g) {
-    __m256 ga[NT], gb[NT];
-    for (int t = 0; t < NT; ++t) ga[t] = gb[t] = _mm256_setzero_ps();
-    for (int b = 0; b < blocks; ++b) {
-      const int64_t blk = g * blocks + b, k = blk * 32;
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + blk * 16));
-      const __m128i lo = _mm_and_si128(v, low);                      // values k .. k+15
-      const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low);   // values k+16 .. k+31
-      const __m256 w0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(lo), eight));
-      const __m256 w1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), eight));
-      const __m256 w2 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(hi), eight));
-      const __m256 w3 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), eight));
-      for (int t = 0; t < NT; ++t) {
-        const float* xt = x + t * ld + k;
-        ga[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt), ga[t]);
-        gb[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + 8), gb[t]);
-        ga[t] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xt + 16), ga[t]);
-        gb[t] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xt + 24), gb[t]);
-      }
-    }
-    const __m256 s = _mm256_set1_ps(scales[g]);
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(_mm256_add_ps(ga[t], gb[t]), s, acc[t]);
-  }
-  for (int t = 0; t < NT; ++t) out[t] = hsum8(acc[t]);
-}
-
 // int4 x per-token int8 activations (qu = q + 128, read back as q = qu ^ 0x80): VPMADDUBSW takes
 // the weight nibbles (u8, 0..15) against q (s8), pairs summing to at most 2 * 15 * 127, so no
 // saturation; the +8 offset comes off with a second VPMADDUBSW of 8s against q. Per 32-value
@@ -154,6 +116,41 @@ void dot_int4_q(const uint8_t* row, const float* scales, int64_t nblk, int group
     }
   }
   for (int t = 0; t < NT; ++t) out[t] = hsum8(acc[t]);
+}
+
+// int8 x per-token int8 activations: out[t] = sum_k q[t, k] * w[k], exact. VPMADDUBSW takes |w| (u8)
+// against q with w's sign (VPSIGNB), pairs summing to at most 2 * 127 * 127 < 2^15, so no
+// saturation; VPMADDWD sums pairs into 8 int32 lanes (each at most K / 8 * 127^2, far from 2^31 at
+// the operator's 262144-input limit). The last K % 32 weights come through a zeroed copy: a row
+// may end a mapping.
+template <int NT>
+void dot_int8_q(const int8_t* row, int64_t K, const uint8_t* qu, int64_t ld, int64_t* out) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), ones16 = _mm256_set1_epi16(1);
+  __m256i acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
+  for (int64_t k = 0; k < K; k += 32) {
+    __m256i w;
+    if (k + 32 <= K) {
+      w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k));
+    } else {
+      alignas(32) int8_t tail[32] = {};
+      std::memcpy(tail, row + k, size_t(K - k));
+      w = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail));
+    }
+    const __m256i aw = _mm256_sign_epi8(w, w);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i q = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qu + t * ld + k)), flip);
+      const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(q, w));
+      acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(p, ones16));
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[t]);
+    int64_t s = 0;
+    for (int i = 0; i < 8; ++i) s += lanes[i];
+    out[t] = s;
+  }
 }
 
 // bf16 weights against one token whose activations come permuted per 16-value block (f32p):
@@ -214,8 +211,6 @@ void rows_dense(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int 
   for (; r + 2 <= r1; r += 2) {  // row pairs
     const uint8_t* row0 = w + r * m.row_bytes;
     const uint8_t* row1 = row0 + m.row_bytes;
-    const float s0 = FMT == HMOE_FORMAT_INT8 ? m.scales[r] : 1.0f;
-    const float s1 = FMT == HMOE_FORMAT_INT8 ? m.scales[r + 1] : 1.0f;
     for (int t0 = 0; t0 < n; t0 += 4) {
       const float* xt = x.f32 + t0 * x.ld;
       const int nt = n - t0 < 4 ? n - t0 : 4;
@@ -226,14 +221,13 @@ void rows_dense(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int 
         default: dot_dense2<FMT, 1>(row0, row1, m.K, xt, x.ld, o, p); break;
       }
       for (int t = 0; t < nt; ++t) {
-        y[(t0 + t) * ldy + (r - r0)] = o[t] * s0;
-        y[(t0 + t) * ldy + (r + 1 - r0)] = p[t] * s1;
+        y[(t0 + t) * ldy + (r - r0)] = o[t];
+        y[(t0 + t) * ldy + (r + 1 - r0)] = p[t];
       }
     }
   }
   for (; r < r1; ++r) {  // the odd row
     const uint8_t* row = w + r * m.row_bytes;
-    const float s = FMT == HMOE_FORMAT_INT8 ? m.scales[r] : 1.0f;
     for (int t0 = 0; t0 < n; t0 += 4) {
       const float* xt = x.f32 + t0 * x.ld;
       const int nt = n - t0 < 4 ? n - t0 : 4;
@@ -242,27 +236,6 @@ void rows_dense(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int 
         case 3: dot_dense<FMT, 3>(row, m.K, xt, x.ld, o); break;
         case 2: dot_dense<FMT, 2>(row, m.K, xt, x.ld, o); break;
         default: dot_dense<FMT, 1>(row, m.K, xt, x.ld, o); break;
-      }
-      for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + (r - r0)] = o[t] * s;
-    }
-  }
-}
-
-void rows_int4(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
-               int64_t ldy) {
-  const auto* w = static_cast<const uint8_t*>(m.w);
-  float o[4];
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w + r * m.row_bytes;
-    const float* s = m.scales + r * m.scales_per_row;
-    for (int t0 = 0; t0 < n; t0 += 4) {
-      const float* xt = x.f32 + t0 * x.ld;
-      const int nt = n - t0 < 4 ? n - t0 : 4;
-      switch (nt) {
-        case 4: dot_int4<4>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
-        case 3: dot_int4<3>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
-        case 2: dot_int4<2>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
-        default: dot_int4<1>(row, s, m.scales_per_row, m.group, xt, x.ld, o); break;
       }
       for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + (r - r0)] = o[t];
     }
@@ -274,6 +247,24 @@ void rows_int4(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n
 void matmul_avx2_q(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int n, float* y,
                    int64_t ldy) {
   const auto* w = static_cast<const uint8_t*>(m.w);
+  if (m.format == HMOE_FORMAT_INT8) {
+    int64_t o[4];
+    for (int64_t r = r0; r < r1; ++r) {
+      const auto* row = reinterpret_cast<const int8_t*>(w + r * m.row_bytes);
+      for (int t0 = 0; t0 < n; t0 += 4) {
+        const uint8_t* qt = x.qu + t0 * x.ld;
+        const int nt = n - t0 < 4 ? n - t0 : 4;
+        switch (nt) {
+          case 4: dot_int8_q<4>(row, m.K, qt, x.ld, o); break;
+          case 3: dot_int8_q<3>(row, m.K, qt, x.ld, o); break;
+          case 2: dot_int8_q<2>(row, m.K, qt, x.ld, o); break;
+          default: dot_int8_q<1>(row, m.K, qt, x.ld, o); break;
+        }
+        for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + (r - r0)] = float(o[t]) * (m.scales[r] * x.qscale[t0 + t]);
+      }
+    }
+    return;
+  }
   const int64_t nblk = m.scales_per_row * m.group / 32;
   float o[4];
   for (int64_t r = r0; r < r1; ++r) {
@@ -304,8 +295,8 @@ void matmul_avx2(const MatView& m, int64_t r0, int64_t r1, const ActView& x, int
         rows_dense<HMOE_FORMAT_BF16>(m, r0, r1, x, n, y, ldy);
       }
       break;
-    case HMOE_FORMAT_INT8: rows_dense<HMOE_FORMAT_INT8>(m, r0, r1, x, n, y, ldy); break;
-    case HMOE_FORMAT_INT4: rows_int4(m, r0, r1, x, n, y, ldy); break;
+    case HMOE_FORMAT_INT8:
+    case HMOE_FORMAT_INT4: matmul_avx2_q(m, r0, r1, x, n, y, ldy); break;
     default: break;
   }
 }

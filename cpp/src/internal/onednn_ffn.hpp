@@ -22,9 +22,10 @@ bool onednn_matmul(int dtype, int64_t m, int64_t K, int64_t N, const void* src, 
 void onednn_matmul_bf16_widened(int64_t m, int64_t K, int64_t N, const float* src, int64_t lds,
                                 const void* w, float* dst, int64_t ldd);
 
-// dst[m, N] = src[m, K] x W^T for bf16 weights W [N, K]: oneDNN's bf16 matmul on bf16 activations
-// where it has one (src_bf16, the same rows in bf16 with stride lds, or null to round src here),
-// else onednn_matmul_bf16_widened on the f32 rows. A missing bf16 implementation is remembered,
+// dst[m, N] = src[m, K] x W^T for bf16 weights W [N, K], under cpu_moe.h's bf16 rule: src must
+// already hold bf16 values (act_rule.hpp's round_bf16), so that both ways compute the same exact
+// products: oneDNN's bf16 matmul where it has one (src_bf16, the same rows as bf16 bits with
+// stride lds, or null to convert src here, exactly), else onednn_matmul_bf16_widened on src. A missing bf16 implementation is remembered,
 // so later calls neither try it nor round the activations.
 void onednn_matmul_bf16_any(int64_t m, int64_t K, int64_t N, const float* src, int64_t lds, const uint16_t* src_bf16,
                             const void* w, float* dst, int64_t ldd);

@@ -26,19 +26,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class ReferenceModelTest {
   static final double TOL = 1e-5; // measured: 2e-7 to 4e-7
-  // bf16 weights on AVX-512 with the bf16 extension go through VDPBF16PS, which rounds the
-  // activations to bf16 as well (measured on an AVX-512 Xeon: 4e-4 to 1.2e-3 of the logit scale).
+  // bf16 weights: the engine's rule (cpu_moe.h) rounds every linear's input to bf16 on every
+  // variant, which this float64 reference does not (measured: 4e-4 to 1.2e-3 of the logit scale).
   static final double TOL_BF16_ACTIVATIONS = 1e-2;
-
-  /** Whether this machine's kernels round activations to bf16 for bf16 weights. */
-  static boolean roundsActivationsToBf16() {
-    org.hybrimoe.nativeapi.Native.load();
-    int[] f = new int[1];
-    org.hybrimoe.nativeapi.Native.check(
-        "hmoe_cpu_features", org.hybrimoe.nativeapi.HmoeNative.hmoe_cpu_features(f));
-    return org.hybrimoe.nativeapi.Native.kernelVariant() == org.hybrimoe.nativeapi.Native.KernelVariant.AVX512
-        && (f[0] & org.hybrimoe.nativeapi.HmoeNative.HMOE_CPU_AVX512_BF16) != 0;
-  }
+  // Two variants computing the same rule differ by summation order, and now and then an element
+  // rounded to the neighbouring bf16 value (measured below 1e-4 of the logit scale).
+  static final double TOL_BETWEEN_VARIANTS = 5e-4;
 
   static Stream<Arguments> cases() {
     List<Arguments> out = new ArrayList<>();
@@ -77,9 +70,9 @@ class ReferenceModelTest {
     }
   }
 
-  /** The tolerance for a dtype: bf16 weights (fp8 ones become bf16) where activations round to bf16. */
+  /** The tolerance for a dtype: bf16 weights (fp8 ones become bf16) round activations to bf16. */
   static double tolerance(String dtype) {
-    return ("BF16".equals(dtype) || "FP8".equals(dtype)) && roundsActivationsToBf16() ? TOL_BF16_ACTIVATIONS : TOL;
+    return "BF16".equals(dtype) || "FP8".equals(dtype) ? TOL_BF16_ACTIVATIONS : TOL;
   }
 
   static ModelMaker.Spec with(
@@ -158,30 +151,54 @@ class ReferenceModelTest {
   }
 
   /**
-   * Where the bf16 kernels round activations (AVX-512 with bf16), the same bf16 model (and an fp8
-   * one, bf16 after load) must still agree tightly through the AVX2 kernels, which keep
-   * activations in f32: the looser tolerance above is the rounding, not a hidden error.
+   * The looser bf16 tolerance above is the rule's rounding, not a hidden error or a CPU's quirk:
+   * the same bf16 model (and an fp8 one, bf16 after load) gives the same logits under every kernel
+   * variant this CPU has (scalar, AVX2, AVX-512) for a prompt, within summation order.
    */
   @ParameterizedTest(name = "{0}")
   @org.junit.jupiter.params.provider.ValueSource(strings = {"BF16", "FP8"})
-  void bf16WeightsAgreeTightlyWhenActivationsStayF32(String dtype, @TempDir Path dir) throws IOException {
-    org.junit.jupiter.api.Assumptions.assumeTrue(roundsActivationsToBf16(), "activations stay f32 here already");
+  void bf16WeightsGiveTheSameLogitsOnEveryVariant(String dtype, @TempDir Path dir) throws IOException {
     ModelMaker.Spec spec = with(ModelMaker.Spec.defaults("mixtral"), 2, 64, 8, 2, dtype, false, 1, 0, false);
     ModelMaker.write(spec, dir);
     int[] ids = {5, 9, 2, 7};
-    double[][] ref = new ReferenceForward(dir).forward(ids);
     org.hybrimoe.nativeapi.Native.KernelVariant before = org.hybrimoe.nativeapi.Native.kernelVariant();
-    org.hybrimoe.nativeapi.Native.forceKernelVariant(org.hybrimoe.nativeapi.Native.KernelVariant.AVX2);
-    try (CausalLm m = ModelRegistry.load(dir, new LoadOptions(2, null, 32));
-        Session s = m.newSession(8)) {
-      float[][] got = s.forward(ids);
-      ReferenceForward.Deviation dev = ReferenceForward.deviation(got, ref, 1);
-      double err = dev.max();
-      double scale = dev.scale();
-      assertTrue(err < TOL * scale, dtype + " weights through AVX2: max abs error " + err);
+    float[][] first = null;
+    List<String> ran = new ArrayList<>();
+    try {
+      for (org.hybrimoe.nativeapi.Native.KernelVariant v : org.hybrimoe.nativeapi.Native.KernelVariant.values()) {
+        if (v == org.hybrimoe.nativeapi.Native.KernelVariant.AUTO) {
+          continue;
+        }
+        try {
+          org.hybrimoe.nativeapi.Native.forceKernelVariant(v);
+        } catch (org.hybrimoe.nativeapi.NativeException.Unsupported e) {
+          System.out.println("ReferenceModelTest: variant " + v + " skipped: " + e.getMessage());
+          continue;
+        }
+        ran.add(v.toString());
+        try (CausalLm m = ModelRegistry.load(dir, new LoadOptions(2, null, 32));
+            Session s = m.newSession(8)) {
+          float[][] got = s.forward(ids);
+          if (first == null) {
+            first = got;
+            continue;
+          }
+          double[][] firstD = new double[first.length][];
+          for (int i = 0; i < first.length; i++) {
+            firstD[i] = new double[first[i].length];
+            for (int j = 0; j < first[i].length; j++) {
+              firstD[i][j] = first[i][j];
+            }
+          }
+          ReferenceForward.Deviation dev = ReferenceForward.deviation(got, firstD, 1);
+          assertTrue(dev.max() < TOL_BETWEEN_VARIANTS * dev.scale(),
+              dtype + " weights, " + v + " against " + ran.get(0) + ": max abs error " + dev.max());
+        }
+      }
     } finally {
       org.hybrimoe.nativeapi.Native.forceKernelVariant(before);
     }
+    assertTrue(ran.size() >= 2, "scalar and at least one vector variant run: " + ran);
   }
 
   /**
