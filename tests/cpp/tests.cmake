@@ -57,3 +57,18 @@ add_test(NAME dense-attention COMMAND test-dense-attention emulated)
 set_tests_properties(dense-attention PROPERTIES LABELS cpu)
 add_test(NAME cuda-dense-attention COMMAND test-dense-attention cuda)
 set_tests_properties(cuda-dense-attention PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
+
+# Every CPU test that runs kernels once more under each forced variant the CPU has (the plain
+# registration above runs the best one, AVX-512 where present): the engine's rule makes every
+# variant compute the same function, so the same tolerances hold (a forced variant the CPU lacks
+# falls back and says so; AVX2 and scalar exist on every x86-64 CPU this project builds for).
+foreach(variant avx2 scalar)
+  foreach(t emulated-device hybrid)
+    add_test(NAME ${t}-${variant} COMMAND test-${t})
+    set_tests_properties(${t}-${variant} PROPERTIES LABELS cpu ENVIRONMENT "HMOE_KERNEL=${variant}")
+  endforeach()
+  foreach(t dense-device dense-attention)
+    add_test(NAME ${t}-${variant} COMMAND test-${t} emulated)
+    set_tests_properties(${t}-${variant} PROPERTIES LABELS cpu ENVIRONMENT "HMOE_KERNEL=${variant}")
+  endforeach()
+endforeach()

@@ -2,6 +2,9 @@
 # Runs every check that needs a GPU, on a machine with one: the native tests (ctest, labels cpu and
 # cuda) built for that GPU, compute-sanitizer over the CUDA tests, the JUnit suite including the
 # tests tagged gpu, and the GPU benchmark. Results go to $OUT (or ./target/gpu-checks).
+# The GPU host's CPU (AVX-512 bf16/VNNI, often AMX) is also the only AVX-512 test a developer
+# gets: ctest and JUnit run whole under every CPU kernel variant it has (auto, which is AVX-512
+# there, then avx2 and scalar forced), and variants.txt says which ran and how each ended.
 #
 # Inputs, built on the development machine and copied next to the sources:
 #   target/hybrimoe.jar          (mvn -B package; it also carries libdnnl.so.3)
@@ -24,7 +27,14 @@ rm -rf /tmp/hmoe-jar && mkdir -p /tmp/hmoe-jar && (cd /tmp/hmoe-jar && python3 -
 arch="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)"
 cmake -S . -B /tmp/hmoe-build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${arch:-90}" \
   -DDNNL_ROOT=/tmp/hmoe-jar/org/bytedeco/dnnl/linux-x86_64 >/dev/null && cmake --build /tmp/hmoe-build -j"$(nproc)" 2>&1 | grep -E 'error|warning' 
-(cd /tmp/hmoe-build && ctest --output-on-failure -V > "$out/ctest.txt" 2>&1; grep -E 'Test +#|tests passed|Failed' "$out/ctest.txt")
+echo "CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|avx512_vnni|amx_bf16|amx_int8)$' | tr '\n' ' ')" \
+  | tee "$out/variants.txt"
+for variant in auto avx2 scalar; do
+  (cd /tmp/hmoe-build && HMOE_KERNEL="$variant" ctest --output-on-failure -V > "$out/ctest-$variant.txt" 2>&1)
+  echo "ctest HMOE_KERNEL=$variant: $(grep -E 'tests passed' "$out/ctest-$variant.txt")" | tee -a "$out/variants.txt"
+  grep -E 'Failed|\*\*\*' "$out/ctest-$variant.txt" | head -20
+done
+cp "$out/ctest-auto.txt" "$out/ctest.txt"
 
 echo "== compute-sanitizer (API errors from the deliberate out-of-memory case are expected, not counted)"
 for t in /tmp/hmoe-build/test-cuda-*; do
@@ -34,9 +44,15 @@ for t in /tmp/hmoe-build/test-cuda-*; do
   done
 done | tee "$out/sanitizer.txt"
 
-echo "== JUnit (gpu-tagged tests run here)"
-"$java" -jar .device/junit-platform-console-standalone-*.jar execute --disable-banner --details=summary \
-  -cp "$jar":target/test-classes --scan-classpath target/test-classes 2>&1 | tee "$out/junit.txt" | tail -25
+echo "== JUnit (gpu-tagged tests run here), under every CPU variant"
+for variant in auto avx2 scalar; do
+  "$java" -Dhybrimoe.kernel="$variant" -jar .device/junit-platform-console-standalone-*.jar execute --disable-banner \
+    --details=summary -cp "$jar":target/test-classes --scan-classpath target/test-classes > "$out/junit-$variant.txt" 2>&1
+  echo "JUnit hybrimoe.kernel=$variant: $(grep -E 'tests (successful|failed|skipped)' "$out/junit-$variant.txt" | tr -s ' ' | tr '\n' ' ')" \
+    | tee -a "$out/variants.txt"
+done
+cp "$out/junit-auto.txt" "$out/junit.txt"
+tail -25 "$out/junit.txt"
 
 echo "== info and bench-gpu"
 "$java" -jar "$jar" info | tee "$out/info.txt"

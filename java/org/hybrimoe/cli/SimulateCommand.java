@@ -57,28 +57,34 @@ public final class SimulateCommand implements Callable<Integer> {
       description = "fractions of all routed experts the GPU caches (default: ${DEFAULT-VALUE})")
   double[] cacheRatios;
 
-  @Option(names = "--input-lengths", split = ",", defaultValue = "32,128,512,1024",
-      description = "prompt lengths for TTFT (default: ${DEFAULT-VALUE})")
+  @Option(names = "--input-lengths", split = ",",
+      description = "prompt lengths for TTFT (default: 32,128,512,1024, those that fit the trace)")
   int[] inputLengths;
 
   @Option(names = "--bundles", split = ",", description = "bundles to run (default: all; kTransformers-like is always run)")
   List<String> bundles;
 
-  @Option(names = "--decode-tokens", defaultValue = "1000", description = "timed decode tokens (default: ${DEFAULT-VALUE})")
-  int decodeTokens;
+  @Option(names = "--decode-tokens", description = "timed decode tokens (default: 1000, or what the trace holds)")
+  Integer decodeTokensOption;
 
-  @Option(names = "--decode-warmup", defaultValue = "100", description = "untimed decode tokens first (default: ${DEFAULT-VALUE})")
-  int decodeWarmup;
+  @Option(names = "--decode-warmup", description = "untimed decode tokens first (default: 100, or a tenth of what the trace holds)")
+  Integer decodeWarmupOption;
 
   @Option(names = "--prompts", defaultValue = "3", description = "prompts per input length (default: ${DEFAULT-VALUE})")
   int prompts;
 
-  @Option(names = "--profile-tokens", defaultValue = "10000",
-      description = "leading trace tokens used as the profiling window (default: ${DEFAULT-VALUE})")
-  int profileTokens;
+  @Option(names = "--profile-tokens",
+      description = "leading trace tokens used as the profiling window (default: 10000, at most a quarter of the trace)")
+  Integer profileTokensOption;
 
-  @Option(names = "--hit-rate-tokens", defaultValue = "20000",
-      description = "tokens replayed for the hit-rate table (default: ${DEFAULT-VALUE})")
+  @Option(names = "--hit-rate-tokens",
+      description = "tokens replayed for the hit-rate table (default: 20000, or what the trace holds)")
+  Integer hitRateTokensOption;
+
+  // The protocol as fitted to the trace (TraceProtocol), set in call().
+  int profileTokens;
+  int decodeTokens;
+  int decodeWarmup;
   int hitRateTokens;
 
   @Option(names = "--lookahead-accuracy", split = ",", defaultValue = "0.85,0.75,0.65",
@@ -105,24 +111,27 @@ public final class SimulateCommand implements Callable<Integer> {
         throw new IllegalArgumentException("--cache-ratio " + r + " is impossible: a ratio must be in [0, 1]");
       }
     }
-    for (int n : inputLengths) {
-      if (n < 1) {
-        throw new IllegalArgumentException("--input-lengths " + n + ": a prompt needs at least one token");
-      }
-    }
     Trace tr;
     if (synthetic && trace != null) {
       throw new IllegalArgumentException("give either --trace DIR or --synthetic, not both");
     }
     if (synthetic) {
       tr = new SyntheticTraceGenerator().shape(shape.experts(), shape.topK(), shape.layers())
-          .tokens(Math.max(profileTokens + decodeWarmup + decodeTokens, profileTokens + hitRateTokens) + 4096)
+          .tokens(TraceProtocol.syntheticTokens(profileTokensOption, decodeWarmupOption, decodeTokensOption,
+              hitRateTokensOption, inputLengths))
           .skew(0.8).reuse(0.3).crossLayer(0.3).seed(seed).model("synthetic-" + shape.name()).generate();
     } else if (trace != null) {
       tr = TraceReader.read(trace);
     } else {
       throw new IllegalArgumentException("give --trace DIR (or --synthetic)");
     }
+    TraceProtocol protocol = TraceProtocol.fit(tr.tokens(), profileTokensOption, decodeWarmupOption, decodeTokensOption,
+        hitRateTokensOption, inputLengths);
+    profileTokens = protocol.profileTokens();
+    decodeWarmup = protocol.decodeWarmup();
+    decodeTokens = protocol.decodeTokens();
+    hitRateTokens = protocol.hitRateTokens();
+    inputLengths = protocol.inputLengths();
     List<PolicyBundle> chosen = new ArrayList<>();
     if (bundles == null || bundles.isEmpty()) {
       chosen.addAll(PolicyBundle.all());
@@ -142,6 +151,11 @@ public final class SimulateCommand implements Callable<Integer> {
     out.printf(Locale.ROOT, "cost model: %s%n", cost);
     out.printf(Locale.ROOT, "protocol: first %d tokens profile; decode %d tokens after %d warm-up; %d prompt(s) per input length%n%n",
         profileTokens, decodeTokens, decodeWarmup, prompts);
+    String fitted = protocol.adaptedLine(tr.tokens());
+    if (fitted != null) {
+      out.println(fitted);
+      out.println();
+    }
     out.flush();
     List<SimResult> rows = exp.run(chosen, cacheRatios, inputLengths, new Experiment.Sizes(decodeWarmup, decodeTokens,
         prompts, hitRateTokens));

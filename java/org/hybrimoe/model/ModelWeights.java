@@ -54,10 +54,19 @@ public final class ModelWeights implements AutoCloseable {
     return single(file, null);
   }
 
+  /** Opens one checkpoint file; a file that breaks the format is this model's format error. */
+  private static SafetensorsFile openFile(Path file) throws IOException {
+    try {
+      return SafetensorsFile.open(file);
+    } catch (org.hybrimoe.weights.SafetensorsFormatException e) {
+      throw new ModelFormatException(e.getMessage(), e);
+    }
+  }
+
   /** Opens one safetensors file of a model with this config (its quantization_config applies). */
   public static ModelWeights single(Path file, ModelConfig config) throws IOException {
     Fp8BlockDequant fp8 = fp8Of(config);
-    SafetensorsFile f = SafetensorsFile.open(file);
+    SafetensorsFile f = openFile(file);
     Map<String, SafetensorsFile> map = new LinkedHashMap<>();
     for (String name : f.tensors().keySet()) {
       map.put(name, f);
@@ -126,7 +135,7 @@ public final class ModelWeights implements AutoCloseable {
             throw new ModelFormatException(
                 index + ": shard '" + shard + "' (tensor '" + e.getKey() + "') does not exist");
           }
-          f = SafetensorsFile.open(p);
+          f = openFile(p);
           opened.add(f);
           shards.put(shard, f);
         }

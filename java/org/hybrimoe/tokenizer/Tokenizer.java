@@ -57,9 +57,7 @@ public final class Tokenizer {
   private final Decoders.Chain decoder;
   private final int[] prefix; // ids the post-processor puts before the text
   private final int[] suffix; // and after it
-  private final String[] idToToken; // [vocabSize], null where no token has the id
-  private final boolean[] addedIds; // [vocabSize]
-  private final boolean[] specialIds; // [vocabSize]
+  private final IdTable ids; // id -> token, added, special
   private final Map<String, Integer> addedByContent;
   private final OptionalInt bos;
   private final Set<Integer> eos;
@@ -79,9 +77,15 @@ public final class Tokenizer {
     // Added tokens and the id -> token table.
     List<AddedTokens.Token> addedList = new ArrayList<>();
     Field at = root.get("added_tokens");
-    int maxId = -1;
-    for (int id : model.vocab.values()) {
-      maxId = Math.max(maxId, id);
+    // The id table's arrays are sized by what the file's own tokens account for, never by an id
+    // (IdTable keeps the few sparse high ids in a map); ids past IdTable.MAX_ID are malformed.
+    long entries = model.vocab.size() + (at.present() ? at.list().size() : 0);
+    int denseLimit = (int) Math.min(IdTable.MAX_ID + 1L, 2 * entries + 256);
+    for (Map.Entry<String, Integer> e : model.vocab.entrySet()) {
+      if (e.getValue() > IdTable.MAX_ID) {
+        throw root.get("model").get("vocab").get(e.getKey()).bad("is id " + e.getValue()
+            + ", past what a vocabulary can hold (ids up to " + IdTable.MAX_ID + ")");
+      }
     }
     if (at.present()) {
       for (Field t : at.list()) {
@@ -89,6 +93,10 @@ public final class Tokenizer {
         int id = t.get("id").integer();
         if (id < 0) {
           throw t.get("id").bad("is a negative id (" + id + ")");
+        }
+        if (id > IdTable.MAX_ID) {
+          throw t.get("id").bad("is id " + id + " for added token '" + t.get("content").string()
+              + "', past what a vocabulary can hold (ids up to " + IdTable.MAX_ID + ")");
         }
         boolean special = t.get("special").boolOr(false);
         String content = t.get("content").string();
@@ -98,15 +106,11 @@ public final class Tokenizer {
         addedList.add(new AddedTokens.Token(id, content, t.get("single_word").boolOr(false),
             t.get("lstrip").boolOr(false), t.get("rstrip").boolOr(false), t.get("normalized").boolOr(!special),
             special));
-        maxId = Math.max(maxId, id);
       }
     }
     this.added = new AddedTokens(addedList, normalizer);
-    int n = maxId + 1;
-    this.idToToken = new String[n];
-    this.addedIds = new boolean[n];
-    this.specialIds = new boolean[n];
-    model.vocab.forEach((s, id) -> idToToken[id] = s);
+    this.ids = new IdTable(denseLimit);
+    model.vocab.forEach((s, id) -> ids.put(id, s, false, false));
     Map<String, Integer> byContent = new HashMap<>();
     Map<Integer, String> addedById = new HashMap<>();
     for (int i = 0; i < addedList.size(); i++) {
@@ -115,9 +119,7 @@ public final class Tokenizer {
       if (other != null && !other.equals(t.content())) {
         throw at.at(i).get("id").bad("reuses id " + t.id() + ", already the id of added token '" + other + "'");
       }
-      idToToken[t.id()] = t.content();
-      addedIds[t.id()] = true;
-      specialIds[t.id()] = t.special();
+      ids.put(t.id(), t.content(), true, t.special());
       byContent.putIfAbsent(t.content(), t.id());
     }
     this.addedByContent = byContent;
@@ -327,7 +329,7 @@ public final class Tokenizer {
   }
 
   private int checkId(Field f, int id) {
-    if (id < 0 || id >= idToToken.length || idToToken[id] == null) {
+    if (ids.token(id) == null) {
       throw f.bad("is id " + id + ", which no token has");
     }
     return id;
@@ -412,10 +414,10 @@ public final class Tokenizer {
 
     @Override
     public String next(int id) {
-      if (id < 0 || id >= idToToken.length || idToToken[id] == null || (skipSpecial && specialIds[id])) {
+      if (ids.token(id) == null || (skipSpecial && ids.special(id))) {
         return "";
       }
-      head.token(idToToken[id], addedIds[id]);
+      head.token(ids.token(id), ids.added(id));
       return drain();
     }
 
@@ -439,7 +441,7 @@ public final class Tokenizer {
 
   /** The largest token id plus one (ids may be sparse below it). */
   public int vocabSize() {
-    return idToToken.length;
+    return ids.size();
   }
 
   /** The id of tokenizer_config.json's bos_token, if it names one. */
@@ -463,15 +465,16 @@ public final class Tokenizer {
 
   /** The token string of an id (byte-level tokens in their byte alphabet, e.g. "Ġthe"). */
   public String token(int id) {
-    if (id < 0 || id >= idToToken.length || idToToken[id] == null) {
-      throw new IllegalArgumentException("token id " + id + " is not in the vocabulary (size " + idToToken.length + ")");
+    String t = ids.token(id);
+    if (t == null) {
+      throw new IllegalArgumentException("token id " + id + " is not in the vocabulary (size " + ids.size() + ")");
     }
-    return idToToken[id];
+    return t;
   }
 
   /** True for special added tokens (BOS, EOS, chat markers). */
   public boolean isSpecial(int id) {
-    return id >= 0 && id < specialIds.length && specialIds[id];
+    return ids.special(id);
   }
 
   public boolean hasChatTemplate() {
@@ -527,11 +530,11 @@ public final class Tokenizer {
   @Override
   public String toString() {
     Set<String> parts = new LinkedHashSet<>();
-    parts.add("vocab " + idToToken.length);
+    parts.add("vocab " + ids.size());
     parts.add(added.tokens.size() + " added tokens");
-    bos.ifPresent(b -> parts.add("bos " + idToToken[b]));
+    bos.ifPresent(b -> parts.add("bos " + ids.token(b)));
     if (!eos.isEmpty()) {
-      parts.add("eos " + idToToken[eos.iterator().next()]);
+      parts.add("eos " + ids.token(eos.iterator().next()));
     }
     return "Tokenizer(" + String.join(", ", parts) + ")";
   }

@@ -22,7 +22,10 @@ import java.util.Map;
  * ({"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}), then the
  * tensor data, offsets relative to its start. Every field is validated when the file is opened:
  * the header lies inside the file, offsets inside the data, shape x element size equals the byte
- * length, and no two tensors overlap; errors name the file and the tensor.
+ * length, no two tensors overlap, and, as the format requires, the tensors cover the data section
+ * exactly (contiguous from byte 0 to its end: a header length that cuts into the JSON's trailing
+ * padding would otherwise shift every tensor); errors ({@link SafetensorsFormatException}) name
+ * the file and the tensor.
  *
  * <p>Tensor bytes are returned as read-only little-endian slices of the mapping: no copy. Files
  * above 2 GiB are mapped per tensor (each tensor below 2 GiB). Thread-safe after opening.
@@ -122,6 +125,18 @@ public final class SafetensorsFile implements AutoCloseable {
           throw bad(path, "tensors '" + a.name() + "' and '" + b.name() + "' overlap");
         }
       }
+      long covered = 0; // the data section must be indexed whole, without holes
+      for (Tensor t : byOffset) {
+        if (t.begin() != covered) {
+          throw bad(path, "bytes [" + covered + ", " + t.begin() + ") of the data section belong to no tensor (before '"
+              + t.name() + "'): the tensors must cover it contiguously");
+        }
+        covered = t.end();
+      }
+      if (covered != dataSize) {
+        throw bad(path, "the tensors end at byte " + covered + " of a data section of " + dataSize
+            + " bytes (header length " + n + "): the header length or the offsets are wrong");
+      }
       return new SafetensorsFile(
           path, ch, dataStart, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(meta));
     } catch (IOException | RuntimeException e) {
@@ -188,8 +203,8 @@ public final class SafetensorsFile implements AutoCloseable {
     }
   }
 
-  private static IOException bad(Path path, String what) {
-    return new IOException(path + ": " + what);
+  private static SafetensorsFormatException bad(Path path, String what) {
+    return new SafetensorsFormatException(path + ": " + what);
   }
 
   /** The file this was opened from. */

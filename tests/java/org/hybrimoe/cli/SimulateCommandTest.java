@@ -51,6 +51,20 @@ class SimulateCommandTest {
     assertTrue(Files.exists(dir.resolve("g-prefill.svg")));
   }
 
+  /** A real trace shorter than the defaults: they fit themselves to it and the run says so. */
+  @Test
+  void shortRealTraceRunsOnItsDefaults() {
+    Path trace = org.hybrimoe.sim.SharedTraces.mixtralOrSkip();
+    Run r = run("simulate", "--trace", trace.toString(), "--model-shape", "mixtral-8x7b", "--cache-ratio", "0.25",
+        "--bundles", "hybrimoe", "--prompts", "1");
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.out().contains("defaults fitted to the trace's"), r.out());
+    assertTrue(r.out().contains("HybriMoE speedup over kTransformers-like"), r.out());
+    r = run("simulate", "--trace", trace.toString(), "--model-shape", "mixtral-8x7b", "--profile-tokens", "100000");
+    assertEquals(1, r.code());
+    assertTrue(r.err().contains("--profile-tokens 100000"), r.err());
+  }
+
   @Test
   void badInputsGiveClearErrors() {
     Run r = run("simulate", "--synthetic", "--cache-ratio", "1.5");

@@ -31,16 +31,18 @@ import org.junit.jupiter.api.Test;
  */
 class CpuMoeTest {
   private static CpuMoe moe;
+  private static Native.KernelVariant before; // the variant this run was forced to, restored after
 
   @BeforeAll
   static void start() {
     moe = CpuMoe.create(0);
+    before = Native.kernelVariant();
     moe.setOnednnMinTokens(0); // the engine's kernels; the oneDNN path has its own test
   }
 
   @AfterAll
   static void stop() {
-    Native.forceKernelVariant(Native.KernelVariant.AUTO);
+    Native.forceKernelVariant(before);
     moe.close();
   }
 

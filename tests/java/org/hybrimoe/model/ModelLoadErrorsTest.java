@@ -84,6 +84,23 @@ class ModelLoadErrorsTest {
     assertMentions(loadFails(dir), "model.safetensors", "header length");
   }
 
+  /** A header length that cuts into the JSON's padding would shift every tensor: a format error. */
+  @Test
+  void headerLengthShortOfThePaddingIsAFormatError(@TempDir Path tmp) throws IOException {
+    Path dir = make(tmp, "mixtral");
+    Path f = dir.resolve("model.safetensors");
+    byte[] b = Files.readAllBytes(f);
+    long n = ByteBuffer.wrap(b, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+    String h = new String(b, 8, (int) n, StandardCharsets.UTF_8);
+    // The same JSON followed by 8 spaces of padding, then the data; the length field 4 bytes short.
+    byte[] json = (h.stripTrailing() + "        ").getBytes(StandardCharsets.UTF_8);
+    ByteBuffer nb = ByteBuffer.allocate(8 + json.length + (b.length - 8 - (int) n)).order(ByteOrder.LITTLE_ENDIAN);
+    nb.putLong(json.length - 4).put(json).put(b, 8 + (int) n, b.length - 8 - (int) n);
+    Files.write(f, nb.array());
+    Exception e = assertThrows(ModelFormatException.class, () -> ModelRegistry.load(dir, OPTS).close());
+    assertMentions(e, "model.safetensors", "data section");
+  }
+
   @Test
   void overlappingTensors(@TempDir Path tmp) throws IOException {
     Path dir = make(tmp, "mixtral");

@@ -55,8 +55,9 @@ class NativeBoundaryTest {
   void forcingAVariantTheCpuLacksIsUnsupportedNotACrash() {
     boolean hasAvx512 = RuntimeFeatures.has(HmoeNative.HMOE_CPU_AVX512F);
     if (hasAvx512) {
+      Native.KernelVariant before = Native.kernelVariant(); // the variant this run was forced to
       Native.forceKernelVariant(Native.KernelVariant.AVX512);
-      Native.forceKernelVariant(Native.KernelVariant.AUTO);
+      Native.forceKernelVariant(before);
       return;
     }
     NativeException.Unsupported e =

@@ -99,6 +99,20 @@ class TokenizerFormatTest {
         "added_tokens[1].id", "negative");
     fails(t -> ((ArrayNode) t.get("added_tokens")).addObject().put("id", 3).put("content", "<y>"),
         "added_tokens[1].id", "reuses id 3");
+    // Ids no table should be sized by: INT_MAX (maxId + 1 overflowed), and ids past 2^30 - 1; each
+    // is named. Large sparse ids below that cost a map entry, not an array of their size.
+    fails(t -> ((ArrayNode) t.get("added_tokens")).addObject().put("id", Integer.MAX_VALUE).put("content", "<big>"),
+        "added_tokens[1].id", "2147483647", "'<big>'", "past what");
+    fails(t -> ((ObjectNode) model(t).get("vocab")).put("c", 1 << 30), "model.vocab.c", "past what");
+    ObjectNode far = minimal();
+    ((ArrayNode) far.get("added_tokens")).addObject().put("id", (1 << 30) - 1).put("content", "<far>");
+    Tokenizer tf = Tokenizer.fromJson(far.toString(), null);
+    assertEquals(1 << 30, tf.vocabSize());
+    assertEquals("<far>", tf.token((1 << 30) - 1));
+    assertArrayEquals(new int[] {2, (1 << 30) - 1}, tf.encode("ab<far>", false));
+    ObjectNode holes = minimal();
+    ((ArrayNode) holes.get("added_tokens")).addObject().put("id", 40).put("content", "<pad>").put("special", true);
+    assertEquals(41, Tokenizer.fromJson(holes.toString(), null).vocabSize());
   }
 
   @Test

@@ -92,5 +92,26 @@ class SafetensorsFileTest {
         null,
         "unknown or missing dtype");
     assertBad("json.safetensors", "{not json", 8, null, "not valid JSON");
+    assertBad("hole.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, null,
+        "bytes [0, 4) of the data section belong to no tensor");
+    assertBad("trailing.safetensors", one, 12, null, "the tensors end at byte 8 of a data section of 12 bytes");
+  }
+
+  /**
+   * A header padded with spaces (as writers align the data) whose length field is 4 short: the JSON
+   * still parses, but every tensor would start 4 bytes early. The data section then has 4 bytes
+   * that no tensor covers: refused, not read shifted.
+   */
+  @Test
+  void headerLengthCuttingIntoThePaddingIsRefused() throws IOException {
+    String header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}        ";
+    Path p = write("cut.safetensors", header, 8, (long) header.length() - 4);
+    SafetensorsFormatException ex = assertThrows(SafetensorsFormatException.class, () -> SafetensorsFile.open(p));
+    assertTrue(ex.getMessage().contains("cut.safetensors"), ex.getMessage());
+    assertTrue(ex.getMessage().contains("data section of 12 bytes"), ex.getMessage());
+    Path ok = write("padded.safetensors", header, 8, null); // the right length: fine
+    try (SafetensorsFile f = SafetensorsFile.open(ok)) {
+      assertArrayEquals(new float[] {0f, 0.5f}, f.readF32("a"));
+    }
   }
 }
