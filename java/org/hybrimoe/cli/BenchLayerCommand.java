@@ -111,11 +111,13 @@ final class BenchLayerCommand implements Callable<Integer> {
           CostModel cost;
           ExpertShape shape = fmt == ExpertFormat.INT4 ? ExpertShape.int4(s.dModel(), s.dFf(), 32)
               : ExpertShape.bf16(s.dModel(), s.dFf());
-          try (Device probe = cuda ? Device.cuda(0, shape, 1) : Device.emulated(1, shape, 1)) {
-            cost = LayerBench.calibrate(engine, probe, m, 9);
+          try (Device probe = cuda ? Device.cuda(0, shape, 4) : Device.emulated(1, shape, 4)) {
+            org.hybrimoe.hybrid.Calibration cal =
+                org.hybrimoe.hybrid.Calibration.measure(engine, probe, m.routed().get(0), 9, 64);
+            cost = cal.cost();
+            out.println("calibrated (physical form, least squares over a sweep of 1..64 tokens, 1/2/4 experts a call):");
+            out.println(cal.describe());
           }
-          out.printf("calibrated: CPU expert %.3f + %.4f n ms, device expert %.3f + %.4f n ms, copy %.3f ms%n",
-              cost.cpu0(), cost.cpu1(), cost.gpu0(), cost.gpu1(), cost.xferMs());
           out.printf("%-24s %5s %8s %6s %12s %12s %8s %6s %6s %6s %6s%n", "bundle", "ratio", "phase", "tokens",
               "measured ms", "predicted ms", "err %", "hits", "gpu", "moved", "pf");
           Map<String, LayerBench.Row> byKey = new LinkedHashMap<>();

@@ -58,75 +58,16 @@ public final class LayerBench {
   }
 
   /**
-   * Section 1's coefficients measured here for one expert of this shape: CPU and device time at 1
-   * and 16 tokens (a line through both), and one expert's host-to-device copy.
+   * Section 1's coefficients measured here for this shape (calibrate's sweep over one layer's
+   * experts), as a cost model.
    */
   public static CostModel calibrate(Engine engine, Device device, SyntheticMoe m, int reps) {
     return calibrate(engine, device, m.routed().get(0), reps);
   }
 
-  /** As above for one layer's experts (expert 0 is timed); device null: CPU only. */
+  /** As above for one layer's experts; device null: CPU only. */
   public static CostModel calibrate(Engine engine, Device device, org.hybrimoe.expert.ExpertLayer layer, int reps) {
-    CpuMoe cpu = CpuMoe.on(engine);
-    int d = (int) layer.dModel();
-    int nExperts = layer.nExperts();
-    double[] c = new double[2];
-    double[] g = new double[2];
-    int[] ns = {1, 16};
-    for (int q = 0; q < 2; q++) {
-      int n = ns[q];
-      FloatBuffer x = SyntheticMoe.randomInput(n, d, new SplittableRandom(q));
-      IntBuffer ids = ByteBuffer.allocateDirect(4 * n).order(ByteOrder.nativeOrder()).asIntBuffer();
-      FloatBuffer w = ByteBuffer.allocateDirect(4 * n).order(ByteOrder.nativeOrder()).asFloatBuffer();
-      FloatBuffer out = ByteBuffer.allocateDirect(4 * n * d).order(ByteOrder.nativeOrder()).asFloatBuffer();
-      for (int t = 0; t < n; t++) {
-        ids.put(t, 0);
-        w.put(t, 1f);
-      }
-      double[] ms = new double[reps];
-      for (int r = -1; r < reps; r++) {
-        long t0 = System.nanoTime();
-        cpu.run(layer, x, n, 1, ids, w, null, out);
-        if (r >= 0) {
-          ms[r] = (System.nanoTime() - t0) / 1e6;
-        }
-      }
-      c[q] = median(ms);
-      if (device != null) {
-        try (HybridEngine probe = HybridEngine.create(engine, device, 1, nExperts)) {
-          probe.setLayer(0, layer, null, null);
-          probe.preload(0, 0, 0);
-          probe.sync();
-          IntBuffer slotOf = ByteBuffer.allocateDirect(4 * nExperts).order(ByteOrder.nativeOrder()).asIntBuffer();
-          for (int e = 0; e < nExperts; e++) {
-            slotOf.put(e, e == 0 ? 0 : -1);
-          }
-          g[q] = device.timeMoe(x, n, ids, w, 1, slotOf, nExperts, reps);
-        }
-      }
-    }
-    double xferMs = 1;
-    long bytes = device == null ? 1 : device.shape().bytes();
-    if (device != null) {
-      try (HybridEngine probe = HybridEngine.create(engine, device, 1, nExperts)) {
-        probe.setLayer(0, layer, null, null);
-        double[] ms = new double[reps];
-        for (int r = -1; r < reps; r++) {
-          double t0 = HybridEngine.clockMs();
-          probe.preload(0, r < 0 ? 0 : r % nExperts, 0);
-          probe.sync();
-          if (r >= 0) {
-            ms[r] = HybridEngine.clockMs() - t0;
-          }
-        }
-        xferMs = median(ms);
-      }
-    }
-    double cpu1 = Math.max(0, (c[1] - c[0]) / 15);
-    double cpu0 = Math.max(1e-4, c[0] - cpu1);
-    double gpu1 = Math.max(0, (g[1] - g[0]) / 15);
-    double gpu0 = Math.max(device == null ? 0 : 1e-4, g[0] - gpu1);
-    return new CostModel(0, cpu0, cpu1, 0, gpu0, gpu1, 0, bytes / Math.max(xferMs, 1e-4), bytes, 0, 0, 1, gpu0);
+    return Calibration.measure(engine, device, layer, reps, Calibration.DEFAULT_MAX_TOKENS).cost();
   }
 
   /**

@@ -9,31 +9,34 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * A JSON hardware profile: the section 1 coefficients measured (or derived) for one machine and one
- * reference expert shape, each number with its source, and the rule that scales them to other
- * shapes. Profiles shipped in the jar are found by name under {@code org/hybrimoe/policy/cost/profiles};
- * any other is a file path. Format "hybrimoe-hardware-profile/1" (see paper-a6000.json).
+ * A JSON hardware profile: the section 1 coefficients of one machine in physical units, each number
+ * with its source, so that one profile prices any expert shape: a device's expert time is its fixed
+ * terms plus the larger of the expert's bytes over the effective kernel bandwidth and its flops over
+ * the effective throughput (CostModel). Profiles shipped in the jar are found by name under
+ * {@code org/hybrimoe/policy/cost/profiles}; any other is a file path. Format
+ * "hybrimoe-hardware-profile/2" (see paper-a6000.json). A bandwidth of 0 means the device has no
+ * memory-bound floor in this profile (a model linear in tokens, as the authors' constants are).
  */
 public final class HardwareProfile {
   /** The format string written in every profile. */
-  public static final String FORMAT = "hybrimoe-hardware-profile/1";
-  /** Profiles shipped in the jar. */
-  public static final String[] BUILT_IN = {"paper-a6000"};
+  public static final String FORMAT = "hybrimoe-hardware-profile/2";
+  /** Profiles shipped in the jar: the paper's machine from public specifications (the default),
+   * an H100 host from figures measured on one, and the authors' constants (a sensitivity check). */
+  public static final String[] BUILT_IN = {"paper-a6000", "h100-host", "paper-authors-constants"};
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final String name;
   private final String machine;
-  private final double refBytes;
-  private final double refFlops;
   private final double refDModel;
   private final double cpuFirst;
   private final double cpu0;
-  private final double cpu1;
+  private final double cpuBytesPerMs;
+  private final double cpuFlopsPerMs;
   private final double gpuFirst;
   private final double gpu0;
-  private final double gpu1;
-  private final double gpuMemBytesPerMs;
+  private final double gpuBytesPerMs;
+  private final double gpuFlopsPerMs;
   private final double xfer0;
   private final double bytesPerMs;
   private final double nonMoe0;
@@ -44,20 +47,20 @@ public final class HardwareProfile {
       throw new IllegalArgumentException(origin + ": not a JSON object");
     }
     if (!FORMAT.equals(root.path("format").asText())) {
-      throw new IllegalArgumentException(origin + ": field 'format' must be \"" + FORMAT + "\"");
+      throw new IllegalArgumentException(origin + ": field 'format' must be \"" + FORMAT + "\" (got \""
+          + root.path("format").asText() + "\")");
     }
     this.name = root.path("name").asText("unnamed");
     this.machine = root.path("machine").asText("");
-    this.refBytes = number(origin, root, "reference", "expert_bytes", true);
-    this.refFlops = number(origin, root, "reference", "flops_per_token", true);
-    this.refDModel = number(origin, root, "reference", "d_model", true);
+    this.refDModel = number(origin, root, "non_moe", "reference_d_model", true);
     this.cpuFirst = number(origin, root, "cpu", "first_ms", false);
     this.cpu0 = number(origin, root, "cpu", "fixed_ms", false);
-    this.cpu1 = number(origin, root, "cpu", "per_token_ms", false);
+    this.cpuBytesPerMs = number(origin, root, "cpu", "bytes_per_ms", false);
+    this.cpuFlopsPerMs = number(origin, root, "cpu", "flops_per_ms", true);
     this.gpuFirst = number(origin, root, "gpu", "first_ms", false);
     this.gpu0 = number(origin, root, "gpu", "fixed_ms", false);
-    this.gpu1 = number(origin, root, "gpu", "per_token_ms", false);
-    this.gpuMemBytesPerMs = number(origin, root, "gpu", "memory_bytes_per_ms", true);
+    this.gpuBytesPerMs = number(origin, root, "gpu", "bytes_per_ms", false);
+    this.gpuFlopsPerMs = number(origin, root, "gpu", "flops_per_ms", true);
     this.xfer0 = number(origin, root, "pcie", "latency_ms", false);
     this.bytesPerMs = number(origin, root, "pcie", "bytes_per_ms", true);
     this.nonMoe0 = number(origin, root, "non_moe", "fixed_ms", false);
@@ -109,38 +112,36 @@ public final class HardwareProfile {
 
   /**
    * Writes a profile measured on this machine from fitted coefficients, each number's source
-   * naming the fit and its residuals.
+   * naming the fit and its residuals; the key says which machine, shape and format it was
+   * measured with (a later run reuses it only for the same key).
    */
-  public static void write(Path file, String name, String machine, ModelShape reference,
-      LeastSquaresFit.ComputeFit cpu, LeastSquaresFit.ComputeFit gpu, double gpuMemBytesPerMs,
-      LeastSquaresFit.TransferFit link, double nonMoe0, double nonMoe1) throws IOException {
+  public static void write(Path file, String name, String machine, String key, LeastSquaresFit.PhysicalFit cpu,
+      LeastSquaresFit.PhysicalFit gpu, LeastSquaresFit.TransferFit link, double nonMoe0, double nonMoe1,
+      double refDModel) throws IOException {
     ObjectNode root = JSON.createObjectNode();
-    root.put("format", FORMAT).put("name", name).put("machine", machine);
-    ObjectNode ref = root.putObject("reference");
-    ref.put("shape", reference.name());
-    put(ref, "expert_bytes", reference.expertBytes(), "model shape");
-    put(ref, "flops_per_token", reference.flopsPerToken(), "model shape");
-    put(ref, "d_model", reference.dModel(), "model shape");
-    String cs = String.format("least-squares fit of %d samples, rms residual %.4f ms, max %.4f ms", cpu.samples(), cpu.rmsResidual(), cpu.maxResidual());
-    ObjectNode c = root.putObject("cpu");
-    put(c, "first_ms", cpu.first(), cs);
-    put(c, "fixed_ms", cpu.fixed(), cs);
-    put(c, "per_token_ms", cpu.perToken(), cs);
-    String gs = String.format("least-squares fit of %d samples, rms residual %.4f ms, max %.4f ms", gpu.samples(), gpu.rmsResidual(), gpu.maxResidual());
-    ObjectNode g = root.putObject("gpu");
-    put(g, "first_ms", gpu.first(), gs);
-    put(g, "fixed_ms", gpu.fixed(), gs);
-    put(g, "per_token_ms", gpu.perToken(), gs);
-    put(g, "memory_bytes_per_ms", gpuMemBytesPerMs, "device query");
-    String ls = String.format("least-squares fit of %d transfers, rms residual %.4f ms, max %.4f ms", link.samples(), link.rmsResidual(), link.maxResidual());
+    root.put("format", FORMAT).put("name", name).put("machine", machine).put("key", key);
+    putDevice(root.putObject("cpu"), cpu);
+    putDevice(root.putObject("gpu"), gpu);
+    String ls = String.format(java.util.Locale.ROOT, "least-squares fit of %d transfers, rms residual %.4f ms, max %.4f ms",
+        link.samples(), link.rmsResidual(), link.maxResidual());
     ObjectNode x = root.putObject("pcie");
     put(x, "latency_ms", link.latency(), ls);
     put(x, "bytes_per_ms", link.bytesPerMs(), ls);
     ObjectNode nm = root.putObject("non_moe");
     put(nm, "fixed_ms", nonMoe0, "measured");
     put(nm, "per_token_ms", nonMoe1, "measured");
-    root.putObject("scaling").put("source", "measured for the reference shape only; other shapes scale as in paper-a6000.json");
+    put(nm, "reference_d_model", refDModel, "the model measured");
     JSON.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);
+  }
+
+  private static void putDevice(ObjectNode d, LeastSquaresFit.PhysicalFit f) {
+    String src = String.format(java.util.Locale.ROOT,
+        "least-squares fit of %d samples (tokens %d..%d, 1..%d experts a layer), rms residual %.4f ms, max %.4f ms",
+        f.samples(), f.minTokens(), f.maxTokens(), f.maxExperts(), f.rmsResidual(), f.maxResidual());
+    put(d, "first_ms", f.first(), src);
+    put(d, "fixed_ms", f.fixed(), src);
+    put(d, "bytes_per_ms", f.bytesPerMs(), src);
+    put(d, "flops_per_ms", f.flopsPerMs(), src);
   }
 
   private static void put(ObjectNode parent, String key, double value, String source) {
@@ -155,16 +156,17 @@ public final class HardwareProfile {
     return machine;
   }
 
-  /** The cost model for a shape, scaled from the reference as the profile's "scaling" states. */
+  /**
+   * The cost model for a shape: each device's memory term is the shape's expert bytes over its
+   * bandwidth, its compute term the shape's flops per token over its throughput; a shared expert is
+   * one kernel over sharedScale times the matrices; non-MoE times scale with d_model squared.
+   */
   public CostModel costModel(ModelShape shape) {
     double bytes = shape.expertBytes();
-    double byteRatio = bytes / refBytes;
-    double flopRatio = shape.flopsPerToken() / refFlops;
+    double flops = shape.flopsPerToken();
     double dRatio2 = Math.pow(shape.dModel() / refDModel, 2);
-    double g0 = Math.max(gpu0 * 0.1, gpu0 + (bytes - refBytes) / gpuMemBytesPerMs);
-    double sharedBytes = bytes * shape.sharedScale();
-    double sg0 = shape.sharedExperts() == 0 ? 0 : Math.max(gpu0 * 0.1, gpu0 + (sharedBytes - refBytes) / gpuMemBytesPerMs);
-    return new CostModel(cpuFirst, cpu0 * byteRatio, cpu1 * flopRatio, gpuFirst, g0, gpu1 * flopRatio,
-        xfer0, bytesPerMs, shape.expertBytes(), nonMoe0 * dRatio2, nonMoe1 * dRatio2, shape.sharedScale(), sg0);
+    return new CostModel(cpuFirst, cpu0, cpuBytesPerMs > 0 ? bytes / cpuBytesPerMs : 0, flops / cpuFlopsPerMs,
+        gpuFirst, gpu0, gpuBytesPerMs > 0 ? bytes / gpuBytesPerMs : 0, flops / gpuFlopsPerMs, xfer0, bytesPerMs,
+        shape.expertBytes(), nonMoe0 * dRatio2, nonMoe1 * dRatio2, shape.sharedScale(), shape.sharedExperts() == 0 ? 0 : gpu0);
   }
 }

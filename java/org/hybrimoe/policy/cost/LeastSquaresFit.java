@@ -49,6 +49,118 @@ public final class LeastSquaresFit {
     return new ComputeFit(c[0], c[1], c[2], r[0], r[1], samples.size());
   }
 
+  /**
+   * One measured layer call on one device: {@code experts} experts with {@code tokens} tokens each,
+   * {@code ms} for the whole call (the first expert's extra cost once, then each expert's).
+   */
+  public record LayerSample(int tokens, int experts, double ms) {}
+
+  /**
+   * The physical form fitted: a call of k experts with n tokens each takes {@code first + k *
+   * (fixed + max(memMs, tokMs * n))}; bytesPerMs and flopsPerMs are the expert's bytes over memMs
+   * and flops per token over tokMs (0 bytesPerMs: no memory-bound regime was seen, memMs 0).
+   */
+  public record PhysicalFit(double first, double fixed, double memMs, double tokMs, double bytesPerMs,
+      double flopsPerMs, double rmsResidual, double maxResidual, int samples, int minTokens, int maxTokens,
+      int maxExperts) {
+    /** Predicted ms of a call of k experts with n tokens each. */
+    public double predict(int n, int k) {
+      return first + k * (fixed + Math.max(memMs, tokMs * n));
+    }
+  }
+
+  /**
+   * Fits the physical form to layer calls swept over token counts (1, 2, 4, ...) and expert counts
+   * (1..k). For each candidate crossover (the token counts at or below it memory-bound, those above
+   * compute-bound) the form is linear in (first, fixed, memMs, tokMs) and is solved by non-negative
+   * least squares on relative residuals (each call weighted by 1 / its time: the sweep spans three
+   * orders of magnitude, and a 1% jitter at 1024 tokens must not drown the microseconds of the fixed
+   * terms); the crossover with the smallest weighted squared residual wins. Without a compute-bound
+   * point the memory term takes the whole constant (fixed 0); without a memory-bound one, memMs is
+   * 0. Needs calls with at least two expert counts and two token counts.
+   */
+  public static PhysicalFit fitPhysical(List<LayerSample> samples, double expertBytes, double flopsPerToken) {
+    long ks = samples.stream().mapToInt(LayerSample::experts).distinct().count();
+    int[] ns = samples.stream().mapToInt(LayerSample::tokens).distinct().sorted().toArray();
+    if (samples.size() < 4 || ks < 2 || ns.length < 2) {
+      throw new IllegalArgumentException("need >= 4 layer calls over >= 2 expert counts and >= 2 token counts, got "
+          + samples.size() + " calls, " + ks + " expert counts, " + ns.length + " token counts");
+    }
+    double[] y = new double[samples.size()];
+    double[] wt = new double[samples.size()];
+    for (int i = 0; i < y.length; i++) {
+      double ms = samples.get(i).ms();
+      if (!(ms > 0) || Double.isInfinite(ms)) {
+        throw new IllegalArgumentException("a layer call's time must be positive and finite: " + samples.get(i));
+      }
+      wt[i] = 1 / ms;
+      y[i] = 1; // ms * wt
+    }
+    double bestSs = Double.POSITIVE_INFINITY;
+    double[] best = null;
+    for (int cut = -1; cut < ns.length; cut++) { // tokens <= ns[cut] memory-bound (cut -1: none)
+      int nCut = cut < 0 ? 0 : ns[cut];
+      boolean anyMem = cut >= 0;
+      boolean anyTok = cut < ns.length - 1;
+      double[][] x = new double[y.length][];
+      for (int i = 0; i < y.length; i++) {
+        LayerSample s = samples.get(i);
+        boolean mem = s.tokens() <= nCut;
+        x[i] = new double[] {wt[i], wt[i] * s.experts(), mem ? wt[i] * s.experts() : 0,
+            mem ? 0 : wt[i] * s.experts() * s.tokens()};
+      }
+      boolean[] active = {true, anyTok, anyMem, anyTok};
+      double[] c;
+      try {
+        c = nonNegative(x, y, active);
+      } catch (IllegalArgumentException singular) {
+        continue;
+      }
+      // The regimes must be consistent with the cut: memory-bound points below the crossover.
+      if (anyMem && anyTok && c[3] > 0 && c[2] / c[3] < nCut * 0.5) {
+        continue;
+      }
+      double ss = 0;
+      for (int i = 0; i < y.length; i++) {
+        double r = y[i] - dot(x[i], c);
+        ss += r * r;
+      }
+      if (ss < bestSs) {
+        bestSs = ss;
+        best = c;
+      }
+    }
+    if (best == null) {
+      throw new IllegalArgumentException("samples do not determine the coefficients (singular system)");
+    }
+    double first = best[0];
+    double fixed = best[1];
+    double mem = best[2];
+    double tok = best[3];
+    double ss = 0;
+    double max = 0;
+    int kmax = 0;
+    for (LayerSample s : samples) {
+      double r = s.ms() - (first + s.experts() * (fixed + Math.max(mem, tok * s.tokens())));
+      ss += r * r;
+      max = Math.max(max, Math.abs(r));
+      kmax = Math.max(kmax, s.experts());
+    }
+    if (!(tok > 0)) { // time never grew with tokens: the throughput is beyond what was swept
+      tok = Math.max(mem, fixed) * 1e-3 / ns[ns.length - 1];
+    }
+    return new PhysicalFit(first, fixed, mem, tok, mem > 0 ? expertBytes / mem : 0, flopsPerToken / tok,
+        Math.sqrt(ss / samples.size()), max, samples.size(), ns[0], ns[ns.length - 1], kmax);
+  }
+
+  private static double dot(double[] a, double[] b) {
+    double s = 0;
+    for (int j = 0; j < a.length; j++) {
+      s += a[j] * b[j];
+    }
+    return s;
+  }
+
   /** Fits transfer latency and bandwidth; needs two distinct sizes. */
   public static TransferFit fitTransfer(List<TransferSample> samples) {
     if (samples.size() < 2 || samples.stream().mapToLong(TransferSample::bytes).distinct().count() < 2) {
@@ -70,9 +182,14 @@ public final class LeastSquaresFit {
 
   // Ordinary least squares; columns whose coefficient comes out negative are dropped and refitted.
   private static double[] nonNegative(double[][] x, double[] y) {
-    int m = x[0].length;
-    boolean[] active = new boolean[m];
+    boolean[] active = new boolean[x[0].length];
     java.util.Arrays.fill(active, true);
+    return nonNegative(x, y, active);
+  }
+
+  // As above over the columns marked active (the others stay 0).
+  private static double[] nonNegative(double[][] x, double[] y, boolean[] active) {
+    int m = x[0].length;
     for (int round = 0; round < m; round++) {
       double[] c = solve(x, y, active);
       int worst = -1;
@@ -110,7 +227,7 @@ public final class LeastSquaresFit {
         a[p][p] = 1; // pins the dropped coefficient at 0
       }
     }
-    // Gaussian elimination with partial pivoting on the normal equations (m <= 3).
+    // Gaussian elimination with partial pivoting on the normal equations (m <= 4).
     for (int col = 0; col < m; col++) {
       int piv = col;
       for (int r = col + 1; r < m; r++) {

@@ -66,7 +66,7 @@ class HybridMoeTest {
 
   /** Costs that make every bundle move, keep and split experts: slow CPU, fast GPU, mid link. */
   static CostModel cost() {
-    return new CostModel(0.05, 0.4, 0.1, 0.02, 0.05, 0.01, 0.02, 2e5, 2L * 3 * D * FF, 0.1, 0.01, 1, 0.05);
+    return CostModel.linear(0.05, 0.4, 0.1, 0.02, 0.05, 0.01, 0.02, 2e5, 2L * 3 * D * FF, 0.1, 0.01, 1, 0.05);
   }
 
   static FloatBuffer floats(int n) {

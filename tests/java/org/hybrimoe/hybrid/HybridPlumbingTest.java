@@ -201,7 +201,7 @@ class HybridPlumbingTest {
   static CostModel paperLikeCost() {
     ModelMaker.Spec s = ModelMaker.Spec.defaults("deepseek_v2");
     long slot = ExpertShape.bf16(s.hidden(), s.expertFf()).bytes();
-    return new CostModel(0.05, 0.4, 0.1, 0.02, 0.05, 0.01, 0.02, slot / 0.06, slot, 0.1, 0.01, 1, 0.05);
+    return CostModel.linear(0.05, 0.4, 0.1, 0.02, 0.05, 0.01, 0.02, slot / 0.06, slot, 0.1, 0.01, 1, 0.05);
   }
 
   @Test

@@ -22,40 +22,62 @@ class CostModelTest {
   @TempDir Path dir;
 
   @Test
-  void paperProfileReproducesTheAuthorsConstantsForDeepSeek() throws IOException {
-    CostModel c = HardwareProfile.load("paper-a6000").costModel(ModelShape.DEEPSEEK_V2_LITE);
+  void authorsConstantsProfileReproducesTheirNumbersForDeepSeek() throws IOException {
+    CostModel c = HardwareProfile.load("paper-authors-constants").costModel(ModelShape.DEEPSEEK_V2_LITE);
     assertEquals(0.418, c.xferMs(), 0.001);
     assertEquals(1.0, c.cpuMs(1, false), 0.001);
     assertEquals(1.79, c.cpuMs(1, true), 0.001);
     assertEquals(0.5, c.gpuMs(1, false), 0.001);
     assertTrue(c.gpuMs(64, false) < 0.55, "GPU nearly flat in tokens");
-    CostModel q = HardwareProfile.load("paper-a6000").costModel(ModelShape.QWEN2_57B_A14B);
-    assertTrue(q.xferMs() > c.xferMs() * 3, "bigger experts take longer to move");
+    assertEquals(0, c.cpuCrossover(), 0, "linear: no memory-bound regime");
+  }
+
+  /** The physical profile: memory-bound decode, compute-bound prefill, the crossover where the kernels put it. */
+  @Test
+  void physicalPaperProfileHasBothRegimesAndScalesByBytesAndFlops() throws IOException {
+    HardwareProfile hw = HardwareProfile.load("paper-a6000");
+    CostModel c = hw.costModel(ModelShape.DEEPSEEK_V2_LITE);
+    double mem = 4_330_000 / 5.0e7;
+    assertEquals(0.05 + 0.01 + mem, c.cpuMs(1, true), 1e-9, "one token: the expert's bytes at 50 GB/s");
+    assertEquals(c.cpuMs(1, false), c.cpuMs(2, false), 1e-12, "still memory-bound at 2 tokens");
+    double tok = ModelShape.DEEPSEEK_V2_LITE.flopsPerToken() / 6.0e8;
+    assertEquals(0.01 + 256 * tok, c.cpuMs(256, false), 1e-9, "256 tokens: flops at 0.6 TFLOP/s");
+    assertEquals(mem / tok, c.cpuCrossover(), 1e-9);
+    assertTrue(c.cpuCrossover() > 2 && c.cpuCrossover() < 8, "crossover " + c.cpuCrossover());
+    assertTrue(c.gpuMs(1, false) < 0.02, "a 4.3 MB expert is microseconds on the GPU: " + c.gpuMs(1, false));
+    assertEquals(0.01 + 4_330_000 / 2.4e7, c.xferMs(), 1e-9);
+    assertTrue(c.xferMs() > 10 * c.gpuMs(1, false), "moving an expert costs far more than running it");
+    CostModel q = hw.costModel(ModelShape.QWEN2_57B_A14B);
+    assertEquals(q.expertBytes() / 5.0e7 / mem, (q.cpuMs(1, false) - 0.01) / (c.cpuMs(1, false) - 0.01), 1e-6,
+        "memory-bound time scales with bytes");
     assertEquals(20480.0 / 2560, q.sharedScale(), 1e-9);
-    // one kernel over the 8x larger shared expert: fixed cost plus its extra bytes at 768 GB/s, not 8 kernels
-    assertEquals(0.5 + (8 * q.expertBytes() - 4_330_000) / 7.68e8, q.sharedGpuMs(0), 1e-9);
-    assertEquals(0.5, c.sharedGpuMs(0), 1e-9);
+    assertEquals(0.005 + q.expertBytes() / 5.4e8 * 8, q.sharedGpuMs(1), 1e-9, "one kernel over 8x the bytes");
+    CostModel h = HardwareProfile.load("h100-host").costModel(ModelShape.MIXTRAL_8X7B);
+    assertEquals(ModelShape.MIXTRAL_8X7B.expertBytes() / 5.45e7 + 0.003, h.xferMs(), 1e-9);
   }
 
   @Test
-  void everyNumberInTheShippedProfileHasASource() throws IOException {
-    try (InputStream in = HardwareProfile.class.getResourceAsStream("profiles/paper-a6000.json")) {
-      JsonNode root = new ObjectMapper().readTree(in);
-      int numbers = 0;
-      for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-        JsonNode group = it.next().getValue();
-        if (!group.isObject()) {
-          continue;
-        }
-        for (Iterator<JsonNode> f = group.elements(); f.hasNext(); ) {
-          JsonNode v = f.next();
-          if (v.isObject() && v.has("value")) {
-            numbers++;
-            assertTrue(v.path("source").asText().length() > 10, "number without a source: " + v);
+  void everyNumberInEveryShippedProfileHasASource() throws IOException {
+    for (String name : HardwareProfile.BUILT_IN) {
+      try (InputStream in = HardwareProfile.class.getResourceAsStream("profiles/" + name + ".json")) {
+        JsonNode root = new ObjectMapper().readTree(in);
+        int numbers = 0;
+        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+          JsonNode group = it.next().getValue();
+          if (!group.isObject()) {
+            continue;
+          }
+          for (Iterator<JsonNode> f = group.elements(); f.hasNext(); ) {
+            JsonNode v = f.next();
+            if (v.isObject() && v.has("value")) {
+              numbers++;
+              assertTrue(v.path("source").asText().length() > 10, name + ": number without a source: " + v);
+            }
           }
         }
+        assertEquals(13, numbers, name + ": numbers checked");
+        HardwareProfile.load(name).costModel(ModelShape.DEEPSEEK_V2_LITE); // parses and prices a shape
       }
-      assertTrue(numbers >= 14, "numbers checked: " + numbers);
     }
   }
 
@@ -65,7 +87,7 @@ class CostModelTest {
     try (InputStream in = HardwareProfile.class.getResourceAsStream("profiles/paper-a6000.json")) {
       json = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
     }
-    String noSource = json.replaceFirst("\"source\": \"HybriMoE authors' constant: first-expert[^\"]*\"", "\"source\": \"\"");
+    String noSource = json.replaceFirst("\"source\": \"estimate: waking 10 pool threads[^\"]*\"", "\"source\": \"\"");
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HardwareProfile.parse("x.json", noSource));
     assertTrue(e.getMessage().contains("cpu.first_ms.source"), e.getMessage());
     e = assertThrows(IllegalArgumentException.class, () -> HardwareProfile.load("no-such-machine"));
@@ -108,17 +130,44 @@ class CostModelTest {
     assertThrows(IllegalArgumentException.class, () -> LeastSquaresFit.fitCompute(s.subList(0, 2)));
   }
 
+  /** The physical fit recovers both regimes, the first-expert term and the crossover from a sweep. */
+  @Test
+  void physicalFitRecoversBothRegimesAndPredictsHeldOutPoints() {
+    SplittableRandom r = new SplittableRandom(3);
+    double first = 0.05, fixed = 0.01, mem = 0.08, tok = 0.02; // crossover at 4 tokens
+    List<LeastSquaresFit.LayerSample> fit = new ArrayList<>();
+    List<LeastSquaresFit.LayerSample> held = new ArrayList<>();
+    for (int n = 1; n <= 1024; n *= 2) {
+      for (int k = 1; k <= 4; k++) {
+        double ms = (first + k * (fixed + Math.max(mem, tok * n))) * (1 + 0.01 * r.nextGaussian());
+        (k == 3 ? held : fit).add(new LeastSquaresFit.LayerSample(n, k, ms));
+      }
+    }
+    LeastSquaresFit.PhysicalFit f = LeastSquaresFit.fitPhysical(fit, 4_330_000, 17_301_504);
+    assertEquals(first, f.first(), 0.03);
+    assertEquals(mem, f.memMs(), 0.01);
+    assertEquals(tok, f.tokMs(), 0.001);
+    assertEquals(4_330_000 / f.memMs(), f.bytesPerMs(), 1e-3);
+    for (LeastSquaresFit.LayerSample s : held) { // held-out k = 3 within the reported residuals (and 3%)
+      double err = Math.abs(f.predict(s.tokens(), s.experts()) - s.ms());
+      assertTrue(err <= Math.max(3 * f.rmsResidual(), 0.03 * s.ms()), s + ": error " + err + ", rms " + f.rmsResidual());
+    }
+    assertThrows(IllegalArgumentException.class, () -> LeastSquaresFit.fitPhysical(fit.subList(0, 2), 1, 1));
+  }
+
   @Test
   void fittedProfileRoundTripsThroughJson() throws IOException {
-    LeastSquaresFit.ComputeFit cpu = new LeastSquaresFit.ComputeFit(0.8, 0.9, 0.07, 0.01, 0.02, 20);
-    LeastSquaresFit.ComputeFit gpu = new LeastSquaresFit.ComputeFit(0, 0.5, 0.001, 0.01, 0.02, 20);
+    LeastSquaresFit.PhysicalFit cpu = new LeastSquaresFit.PhysicalFit(0.05, 0.01, 0.0866, 0.0288, 5e7, 6e8, 0.001, 0.002,
+        40, 1, 1024, 4);
+    LeastSquaresFit.PhysicalFit gpu = new LeastSquaresFit.PhysicalFit(0.01, 0.005, 0.008, 0.0004, 5.4e8, 4.6e10, 0.001,
+        0.002, 40, 1, 1024, 4);
     LeastSquaresFit.TransferFit link = new LeastSquaresFit.TransferFit(0.01, 1e7, 0.001, 0.002, 5);
     Path f = dir.resolve("mine.json");
-    HardwareProfile.write(f, "mine", "test box", ModelShape.DEEPSEEK_V2_LITE, cpu, gpu, 7e8, link, 0.2, 0.001);
+    HardwareProfile.write(f, "mine", "test box", "key", cpu, gpu, link, 0.2, 0.001, 2048);
     CostModel c = HardwareProfile.load(f.toString()).costModel(ModelShape.DEEPSEEK_V2_LITE);
-    assertEquals(0.97, c.cpuMs(1, false), 1e-9);
+    assertEquals(0.01 + 4_330_000 / 5e7, c.cpuMs(1, false), 1e-9);
     assertEquals(0.01 + 4_330_000 / 1e7, c.xferMs(), 1e-9);
-    assertTrue(Files.readString(f).contains("least-squares fit of 20 samples"));
+    assertTrue(Files.readString(f).contains("least-squares fit of 40 samples"));
   }
 
   @Test

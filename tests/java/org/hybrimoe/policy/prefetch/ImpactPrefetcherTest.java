@@ -25,7 +25,7 @@ class ImpactPrefetcherTest {
   @Test
   void ranksByExpectedMakespanReductionAndSkipsResidentExperts() {
     // CPU slow, GPU fast: making a miss resident shortens the static layer; the heavier the better.
-    CostModel c = new CostModel(0.5, 1.0, 0.05, 0, 0.2, 0.001, 0, 1e7, 4_330_000L, 0, 0, 0, 0);
+    CostModel c = CostModel.linear(0.5, 1.0, 0.05, 0, 0.2, 0.001, 0, 1e7, 4_330_000L, 0, 0, 0, 0);
     HybridScheduler s = new HybridScheduler(c);
     LayerRequest near = new LayerRequest(1, new int[] {3, 5, 9}, new int[] {40, 10, 5}, new double[] {INF, INF, 0}, 0, 60, 0);
     LayerRequest far = new LayerRequest(2, new int[] {1, 2}, new int[] {40, 10}, new double[] {INF, INF}, 0, 60, 0);

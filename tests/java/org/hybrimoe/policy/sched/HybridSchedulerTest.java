@@ -14,7 +14,7 @@ class HybridSchedulerTest {
   private static final double EPS = 1e-3;
 
   private static CostModel randomCost(SplittableRandom r) {
-    return new CostModel(r.nextDouble(0, 1), r.nextDouble(0.1, 1.5), r.nextDouble(0, 0.1), r.nextDouble(0, 0.2),
+    return CostModel.linear(r.nextDouble(0, 1), r.nextDouble(0.1, 1.5), r.nextDouble(0, 0.1), r.nextDouble(0, 0.2),
         r.nextDouble(0.05, 1), r.nextDouble(0, 0.01), r.nextDouble(0, 0.05), r.nextDouble(2e6, 3e7), 4_330_000L, 0.1,
         0.001, r.nextDouble(0, 2), r.nextDouble(0, 2));
   }
@@ -220,9 +220,9 @@ class HybridSchedulerTest {
     // CPU cheap, transfer expensive: nothing is moved; GPU idle-cheap and link fast: heavy misses move.
     LayerRequest q = new LayerRequest(0, new int[] {0, 1, 2, 3}, new int[] {1, 1, 50, 80},
         new double[] {0, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY}, 0, 100, 0);
-    CostModel slowLink = new CostModel(0, 0.1, 0.001, 0, 0.5, 0, 0, 1e5, 4_330_000L, 0, 0, 0, 0);
+    CostModel slowLink = CostModel.linear(0, 0.1, 0.001, 0, 0.5, 0, 0, 1e5, 4_330_000L, 0, 0, 0, 0);
     assertEquals(0, new HybridScheduler(slowLink).plan(q, SchedulingMode.HYBRID, (l, e, n) -> SlotAllocator.STAGING).transfers());
-    CostModel fastLink = new CostModel(0.8, 0.9, 0.07, 0, 0.5, 0, 0, 1e8, 4_330_000L, 0, 0, 0, 0);
+    CostModel fastLink = CostModel.linear(0.8, 0.9, 0.07, 0, 0.5, 0, 0, 1e8, 4_330_000L, 0, 0, 0, 0);
     LayerPlan p = new HybridScheduler(fastLink).plan(q, SchedulingMode.HYBRID, (l, e, n) -> SlotAllocator.STAGING);
     assertTrue(p.transfers() >= 1);
     assertEquals(3, p.transferExpert(0), "heaviest miss first");

@@ -1,0 +1,177 @@
+package org.hybrimoe.hybrid;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import org.hybrimoe.device.Device;
+import org.hybrimoe.expert.CpuMoe;
+import org.hybrimoe.expert.ExpertLayer;
+import org.hybrimoe.nativeapi.Engine;
+import org.hybrimoe.policy.cost.CostModel;
+import org.hybrimoe.policy.cost.LeastSquaresFit;
+
+/**
+ * The calibration sweep of ALGORITHMS.md section 1 on this machine: one layer's experts timed as
+ * the executor runs them, on the CPU engine and on the device (CUDA or emulated), over token
+ * counts 1, 2, 4, ... and 1, 2, 4 experts a call, each call's wall time from the caller (hand-off
+ * and JNI included, as a layer sees them); host-to-device copies of 1, 2 and 4 experts for the
+ * link. Each device's calls are fitted to the physical form (fixed terms, first-expert term, memory
+ * and compute regimes) by least squares, with residuals.
+ *
+ * @param cost the cost model of the fits (non-MoE terms 0: the executor measures them online)
+ * @param cpu the CPU fit
+ * @param gpu the device's fit, null without a device
+ * @param link the transfer fit, null without a device
+ */
+public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, LeastSquaresFit.PhysicalFit gpu,
+    LeastSquaresFit.TransferFit link) {
+
+  /** Largest token count swept by default: past a few per expert both devices are compute-bound. */
+  public static final int DEFAULT_MAX_TOKENS = 64;
+
+  /** Experts a call in the sweep (at most the layer's). */
+  static final int[] EXPERTS = {1, 2, 4};
+
+  /** Sweeps and fits; reps timed calls per point (after one untimed), medians. */
+  public static Calibration measure(Engine engine, Device device, ExpertLayer layer, int reps, int maxTokens) {
+    if (reps < 1 || maxTokens < 2) {
+      throw new IllegalArgumentException("calibration needs reps >= 1 and max tokens >= 2, got " + reps + ", " + maxTokens);
+    }
+    CpuMoe cpuMoe = CpuMoe.on(engine);
+    int d = (int) layer.dModel();
+    int nExperts = layer.nExperts();
+    long expertBytes = device != null ? device.shape().bytes() : layer.format().rowBytes(d, layer.groupSize())
+        * (2 * layer.dFf()) + layer.format().rowBytes(layer.dFf(), layer.groupSize()) * d;
+    double flops = 6.0 * d * layer.dFf();
+    List<LeastSquaresFit.LayerSample> cpu = new ArrayList<>();
+    List<LeastSquaresFit.LayerSample> gpu = new ArrayList<>();
+    int kMax = Math.min(nExperts, EXPERTS[EXPERTS.length - 1]);
+    if (device != null) {
+      kMax = Math.min(kMax, device.slots());
+    }
+    if (kMax < 2) {
+      throw new IllegalArgumentException("calibration needs a layer of >= 2 experts and a device of >= 2 slots");
+    }
+    HybridEngine probe = null;
+    try {
+      IntBuffer slotOf = null;
+      if (device != null) {
+        probe = HybridEngine.create(engine, device, 1, nExperts);
+        probe.setLayer(0, layer, null, null);
+        for (int e = 0; e < kMax; e++) {
+          probe.preload(0, e, e);
+        }
+        probe.sync();
+        slotOf = ByteBuffer.allocateDirect(4 * nExperts).order(ByteOrder.nativeOrder()).asIntBuffer();
+        for (int e = 0; e < nExperts; e++) {
+          slotOf.put(e, e < kMax ? e : -1);
+        }
+      }
+      SplittableRandom r = new SplittableRandom(7);
+      for (int n = 1; n <= maxTokens; n *= 2) {
+        for (int k : EXPERTS) {
+          if (k > kMax) {
+            continue;
+          }
+          FloatBuffer x = SyntheticMoe.randomInput(n, d, r);
+          IntBuffer ids = ByteBuffer.allocateDirect(4 * n * k).order(ByteOrder.nativeOrder()).asIntBuffer();
+          FloatBuffer w = ByteBuffer.allocateDirect(4 * n * k).order(ByteOrder.nativeOrder()).asFloatBuffer();
+          FloatBuffer out = ByteBuffer.allocateDirect(4 * n * d).order(ByteOrder.nativeOrder()).asFloatBuffer();
+          for (int t = 0; t < n; t++) {
+            for (int j = 0; j < k; j++) {
+              ids.put(t * k + j, j); // every token to experts 0..k-1: k experts of n tokens each
+              w.put(t * k + j, 1f / k);
+            }
+          }
+          double[] ms = new double[reps];
+          for (int q = -1; q < reps; q++) {
+            long t0 = System.nanoTime();
+            cpuMoe.run(layer, x, n, k, ids, w, null, out);
+            if (q >= 0) {
+              ms[q] = (System.nanoTime() - t0) / 1e6;
+            }
+          }
+          cpu.add(new LeastSquaresFit.LayerSample(n, k, median(ms)));
+          if (device != null) {
+            for (int q = -1; q < reps; q++) {
+              long t0 = System.nanoTime();
+              device.moeRun(x, n, ids, w, k, slotOf, nExperts, out);
+              device.await();
+              if (q >= 0) {
+                ms[q] = (System.nanoTime() - t0) / 1e6;
+              }
+            }
+            gpu.add(new LeastSquaresFit.LayerSample(n, k, median(ms)));
+          }
+        }
+      }
+      LeastSquaresFit.PhysicalFit cf = LeastSquaresFit.fitPhysical(cpu, expertBytes, flops);
+      if (device == null) {
+        CostModel c = new CostModel(cf.first(), cf.fixed(), cf.memMs(), cf.tokMs(), 0, 1e-4, 0, 1e-6, 0, 1e6,
+            Math.max(1, expertBytes), 0, 0, 1, 1e-4);
+        return new Calibration(c, cf, null, null);
+      }
+      LeastSquaresFit.PhysicalFit gf = LeastSquaresFit.fitPhysical(gpu, expertBytes, flops);
+      List<LeastSquaresFit.TransferSample> xs = new ArrayList<>();
+      for (int copies : new int[] {1, 2, 4}) {
+        int c = Math.min(copies, nExperts);
+        double[] ms = new double[reps];
+        for (int q = -1; q < reps; q++) {
+          double t0 = HybridEngine.clockMs();
+          for (int e = 0; e < c; e++) {
+            probe.preload(0, e, e);
+          }
+          probe.sync();
+          if (q >= 0) {
+            ms[q] = HybridEngine.clockMs() - t0;
+          }
+        }
+        xs.add(new LeastSquaresFit.TransferSample(c * expertBytes, median(ms)));
+      }
+      LeastSquaresFit.TransferFit lf;
+      try {
+        lf = LeastSquaresFit.fitTransfer(xs);
+      } catch (IllegalArgumentException flat) { // a layer of one expert, or copies too fast to tell apart
+        double ms = xs.get(0).ms();
+        lf = new LeastSquaresFit.TransferFit(0, expertBytes / Math.max(ms, 1e-4), 0, 0, xs.size());
+      }
+      CostModel c = new CostModel(cf.first(), cf.fixed(), cf.memMs(), cf.tokMs(), gf.first(), gf.fixed(), gf.memMs(),
+          gf.tokMs(), lf.latency(), lf.bytesPerMs(), expertBytes, 0, 0, 1, gf.fixed());
+      return new Calibration(c, cf, gf, lf);
+    } finally {
+      if (probe != null) {
+        probe.close();
+      }
+    }
+  }
+
+  /** One line per device for reports: the fitted terms and residuals. */
+  public String describe() {
+    StringBuilder b = new StringBuilder(describe("CPU", cpu));
+    if (gpu != null) {
+      b.append('\n').append(describe("device", gpu));
+      b.append('\n').append(String.format(Locale.ROOT, "link: %.4f ms + bytes / %.2f GB/s (rms residual %.4f ms)",
+          link.latency(), link.bytesPerMs() / 1e6, link.rmsResidual()));
+    }
+    return b.toString();
+  }
+
+  private static String describe(String what, LeastSquaresFit.PhysicalFit f) {
+    return String.format(Locale.ROOT,
+        "%s: first %.4f ms + per expert %.4f ms + max(%.4f ms, %.5f ms x tokens) (%.1f GB/s, %.1f GFLOP/s; crossover %.1f tokens; rms residual %.4f ms over %d calls)",
+        what, f.first(), f.fixed(), f.memMs(), f.tokMs(), f.bytesPerMs() / 1e6, f.flopsPerMs() / 1e6,
+        f.tokMs() > 0 ? f.memMs() / f.tokMs() : 0, f.rmsResidual(), f.samples());
+  }
+
+  static double median(double[] v) {
+    double[] c = v.clone();
+    Arrays.sort(c);
+    return c.length % 2 == 1 ? c[c.length / 2] : (c[c.length / 2 - 1] + c[c.length / 2]) / 2;
+  }
+}
