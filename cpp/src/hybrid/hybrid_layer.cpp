@@ -1,9 +1,9 @@
 // Hybrid MoE layer execution (hybrid.h): one call runs a Java-made plan on the CPU pool and the
 // expert device at once. Order of work inside hmoe_hybrid_run:
 //   1. validate the whole plan against the routing and the slots' contents (nothing queued yet);
-//   2. the device worker runs wave 0 (the resident and pinned shared experts), queues wave 1's
-//      demand loads, runs wave 1, queues wave 2's loads, ..., then the prefetches behind the
-//      demand loads, and waits for the compute stream;
+//   2. the device worker runs wave 0 (the resident and pinned shared experts), then one wave per
+//      demand load in the plan's link order (queue the load, run its expert behind it), then the
+//      prefetches behind the demand loads, and waits for the compute stream;
 //   3. meanwhile the calling thread runs the CPU experts one by one in the plan's queue order,
 //      accumulating into out, each timed;
 //   4. join, add the device's sum, write the timeline.
@@ -218,18 +218,17 @@ Checked check_plan(hmoe_hybrid_t* h, const int32_t* plan, int64_t plan_ints, con
     c.xfers.push_back(t);
   }
   // Wave 0 runs the resident GPU experts (and the pinned shared ones) alone, so that they compute
-  // while this layer's demand loads are in flight, as the scheduler's plan assumes; the demand
-  // loads start at wave 1, and a load into a slot the current wave reads (or already fills) opens
-  // the next wave, whose loads are queued after the current wave's run. (The device itself keeps a
+  // while this layer's demand loads are in flight, as the scheduler's plan assumes; then every
+  // demand load is a wave of its own: its expert starts when its own transfer lands (the device
+  // orders a run after the loads of its slots), not when a whole group of transfers has, which
+  // is the timeline the scheduler planned (ALGORITHMS.md section 2). (The device itself keeps a
   // load from overwriting a slot that an earlier wave's kernel still reads.)
-  std::vector<int32_t> wave_of_slot(size_t(slots), -1);
   bool any_gpu = false;
   bool resident = false;
   for (Work& w : c.work) {
     if (w.device != HMOE_PLAN_GPU) continue;
     any_gpu = true;
     if (w.id < 0) {
-      wave_of_slot[size_t(w.slot)] = 0;
       resident = true;
       continue;
     }
@@ -240,16 +239,14 @@ Checked check_plan(hmoe_hybrid_t* h, const int32_t* plan, int64_t plan_ints, con
            c.layer);
     w.wave = 0;
     w.slot = s;
-    wave_of_slot[size_t(s)] = 0;
     resident = true;
   }
   int32_t wave = resident ? 1 : 0;  // the first wave that takes demand loads
   int32_t last = resident ? 0 : -1;  // the last wave with work
   for (Transfer& t : c.xfers) {
     if (t.kind != HMOE_PLAN_DEMAND) continue;
-    if (wave_of_slot[size_t(t.slot)] == wave) ++wave;
+    if (last >= wave) ++wave;  // one wave per demand load: each expert right behind its own load
     last = wave;
-    wave_of_slot[size_t(t.slot)] = wave;
     t.wave = wave;
     Work& w = c.work[size_t(work_of[size_t(t.expert)])];
     w.wave = wave;

@@ -22,15 +22,20 @@ import org.hybrimoe.policy.cost.LeastSquaresFit;
  * counts 1, 2, 4, ... and 1, 2, 4 experts a call, each call's wall time from the caller (hand-off
  * and JNI included, as a layer sees them); host-to-device copies of 1, 2 and 4 experts for the
  * link. Each device's calls are fitted to the physical form (fixed terms, first-expert term, memory
- * and compute regimes) by least squares, with residuals.
+ * and compute regimes) by least squares, with residuals. Last, how much of the device's and the
+ * link's work overlaps the CPU's: a CPU call run while the device computes (or copies) the same
+ * amount, the wall time against the two alone; about 1 on a real GPU, less where the "GPU" and
+ * the link are host threads on the CPU's own cores.
  *
  * @param cost the cost model of the fits (non-MoE terms 0: the executor measures them online)
  * @param cpu the CPU fit
  * @param gpu the device's fit, null without a device
  * @param link the transfer fit, null without a device
+ * @param gpuOverlap fraction of device time overlapping CPU work (1 without a device)
+ * @param linkOverlap fraction of copy time overlapping CPU work (1 without a device)
  */
 public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, LeastSquaresFit.PhysicalFit gpu,
-    LeastSquaresFit.TransferFit link) {
+    LeastSquaresFit.TransferFit link, double gpuOverlap, double linkOverlap) {
 
   /** Largest token count swept by default: past a few per expert both devices are compute-bound. */
   public static final int DEFAULT_MAX_TOKENS = 64;
@@ -115,7 +120,7 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
       if (device == null) {
         CostModel c = new CostModel(cf.first(), cf.fixed(), cf.memMs(), cf.tokMs(), 0, 1e-4, 0, 1e-6, 0, 1e6,
             Math.max(1, expertBytes), 0, 0, 1, 1e-4);
-        return new Calibration(c, cf, null, null);
+        return new Calibration(c, cf, null, null, 1, 1);
       }
       LeastSquaresFit.PhysicalFit gf = LeastSquaresFit.fitPhysical(gpu, expertBytes, flops);
       List<LeastSquaresFit.TransferSample> xs = new ArrayList<>();
@@ -141,14 +146,76 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
         double ms = xs.get(0).ms();
         lf = new LeastSquaresFit.TransferFit(0, expertBytes / Math.max(ms, 1e-4), 0, 0, xs.size());
       }
+      double[] overlaps = overlaps(cpuMoe, device, probe, layer, slotOf, kMax, reps, r);
       CostModel c = new CostModel(cf.first(), cf.fixed(), cf.memMs(), cf.tokMs(), gf.first(), gf.fixed(), gf.memMs(),
-          gf.tokMs(), lf.latency(), lf.bytesPerMs(), expertBytes, 0, 0, 1, gf.fixed());
-      return new Calibration(c, cf, gf, lf);
+          gf.tokMs(), lf.latency(), lf.bytesPerMs(), expertBytes, 0, 0, 1, gf.fixed(), overlaps[0], overlaps[1]);
+      return new Calibration(c, cf, gf, lf, overlaps[0], overlaps[1]);
     } finally {
       if (probe != null) {
         probe.close();
       }
     }
+  }
+
+  /**
+   * {gpu, link} overlap with CPU work: for each, a decode-sized CPU call (kMax experts, 4 tokens)
+   * alone, the device call (or kMax expert copies) alone, and both started together; overlap =
+   * (alone + alone - together) / the shorter alone, clamped to [0, 1], median over reps.
+   */
+  private static double[] overlaps(CpuMoe cpuMoe, Device device, HybridEngine probe, ExpertLayer layer, IntBuffer slotOf,
+      int k, int reps, SplittableRandom r) {
+    int d = (int) layer.dModel();
+    int n = 4;
+    FloatBuffer x = SyntheticMoe.randomInput(n, d, r);
+    IntBuffer ids = ByteBuffer.allocateDirect(4 * n * k).order(ByteOrder.nativeOrder()).asIntBuffer();
+    FloatBuffer w = ByteBuffer.allocateDirect(4 * n * k).order(ByteOrder.nativeOrder()).asFloatBuffer();
+    FloatBuffer outC = ByteBuffer.allocateDirect(4 * n * d).order(ByteOrder.nativeOrder()).asFloatBuffer();
+    FloatBuffer outG = ByteBuffer.allocateDirect(4 * n * d).order(ByteOrder.nativeOrder()).asFloatBuffer();
+    for (int t = 0; t < n; t++) {
+      for (int j = 0; j < k; j++) {
+        ids.put(t * k + j, j);
+        w.put(t * k + j, 1f / k);
+      }
+    }
+    double[] gpu = new double[reps];
+    double[] link = new double[reps];
+    for (int q = -1; q < reps; q++) {
+      long t0 = System.nanoTime();
+      cpuMoe.run(layer, x, n, k, ids, w, null, outC);
+      double cpuMs = (System.nanoTime() - t0) / 1e6;
+      t0 = System.nanoTime();
+      device.moeRun(x, n, ids, w, k, slotOf, layer.nExperts(), outG);
+      device.await();
+      double devMs = (System.nanoTime() - t0) / 1e6;
+      t0 = System.nanoTime();
+      device.moeRun(x, n, ids, w, k, slotOf, layer.nExperts(), outG);
+      cpuMoe.run(layer, x, n, k, ids, w, null, outC);
+      device.await();
+      double both = (System.nanoTime() - t0) / 1e6;
+      t0 = System.nanoTime();
+      for (int e = 0; e < k; e++) {
+        probe.preload(0, e, e);
+      }
+      probe.sync();
+      double copyMs = (System.nanoTime() - t0) / 1e6;
+      t0 = System.nanoTime();
+      for (int e = 0; e < k; e++) {
+        probe.preload(0, e, e);
+      }
+      cpuMoe.run(layer, x, n, k, ids, w, null, outC);
+      probe.sync();
+      double bothCopy = (System.nanoTime() - t0) / 1e6;
+      if (q >= 0) {
+        gpu[q] = overlap(cpuMs, devMs, both);
+        link[q] = overlap(cpuMs, copyMs, bothCopy);
+      }
+    }
+    return new double[] {median(gpu), median(link)};
+  }
+
+  private static double overlap(double a, double b, double together) {
+    double o = (a + b - together) / Math.min(a, b);
+    return Math.max(0, Math.min(1, o));
   }
 
   /** One line per device for reports: the fitted terms and residuals. */
@@ -158,6 +225,9 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
       b.append('\n').append(describe("device", gpu));
       b.append('\n').append(String.format(Locale.ROOT, "link: %.4f ms + bytes / %.2f GB/s (rms residual %.4f ms)",
           link.latency(), link.bytesPerMs() / 1e6, link.rmsResidual()));
+      b.append('\n').append(String.format(Locale.ROOT,
+          "overlap with CPU work: device %.2f, link %.2f (1: independent resources; less: they share the CPU's cores)",
+          gpuOverlap, linkOverlap));
     }
     return b.toString();
   }

@@ -492,7 +492,13 @@ public final class HybridMoe implements MoeLayerExecutor {
     }
     double xfer = cm.xferMs();
     double windowEnd = layerEnd + cm.nonMoeMs(n);
+    // What a copy costs the CPU where the link shares its host (the emulated device): a prefetch
+    // must save more than that, or it slows the layers it means to speed up. 0 on a real GPU.
+    double stall = cm.cpuStallMs(0, xfer);
     for (ImpactPrefetcher.Candidate c : cands) {
+      if (bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT && c.impactMs() <= stall) {
+        continue;
+      }
       double startX = Math.max(linkBusy, now);
       double arrival = startX + xfer;
       if (arrival > windowEnd) {
@@ -533,6 +539,12 @@ public final class HybridMoe implements MoeLayerExecutor {
   /** MRS's own fill: misses computed on the CPU that outscore a resident, copied while the link idles. */
   private void fill(int l, int[] ex, LayerPlan plan, MrsCache mrs, double now, double deadline, double xfer,
       List<Move> extra) {
+    // A fill pays off through later hits, each saving at most a CPU expert's time over a GPU one; where
+    // a copy steals more CPU time than one such hit returns (the link shares the host), none is made.
+    CostModel cm = online.current();
+    if (cm.cpuStallMs(0, xfer) >= cm.cpuMs(1, false) - cm.gpuMs(1, false)) {
+      return;
+    }
     for (int i : mrs.fillOrder(l, plan)) {
       int e = plan.expert(i);
       double startX = Math.max(linkBusy, now);

@@ -17,7 +17,13 @@ package org.hybrimoe.policy.cost;
  * caches. A purely linear model (the authors' constants) is the case {@code *Mem = 0}
  * ({@link #linear}). A shared expert runs on the GPU in {@code sharedGpu0 + max(gpuMem, gpuTok *
  * n) * sharedScale}: one kernel over its own matrices, sharedScale being its intermediate size
- * over a routed expert's. Immutable; {@link OnlineCostModel} produces refined copies.
+ * over a routed expert's.
+ *
+ * <p>Overlap: on a real GPU the three resources run in parallel ({@code gpuOverlap = linkOverlap =
+ * 1}). Where the "GPU" and the link are host threads (the emulated device) they take cores and
+ * memory bandwidth from the CPU engine: the fraction of device (link) time that still overlaps the
+ * CPU's work is measured by calibration, and the rest, {@code (1 - overlap) x busy time}, delays
+ * the CPU queue ({@link #cpuStallMs}). Immutable; {@link OnlineCostModel} produces refined copies.
  */
 public record CostModel(
     double cpuFirst,
@@ -34,7 +40,17 @@ public record CostModel(
     double nonMoe0,
     double nonMoe1,
     double sharedScale,
-    double sharedGpu0) {
+    double sharedGpu0,
+    double gpuOverlap,
+    double linkOverlap) {
+
+  /** A model of three independent resources (a real GPU and a DMA link): full overlap. */
+  public CostModel(double cpuFirst, double cpu0, double cpuMem, double cpuTok, double gpuFirst, double gpu0,
+      double gpuMem, double gpuTok, double xfer0, double bytesPerMs, long expertBytes, double nonMoe0, double nonMoe1,
+      double sharedScale, double sharedGpu0) {
+    this(cpuFirst, cpu0, cpuMem, cpuTok, gpuFirst, gpu0, gpuMem, gpuTok, xfer0, bytesPerMs, expertBytes, nonMoe0, nonMoe1,
+        sharedScale, sharedGpu0, 1, 1);
+  }
 
   public CostModel {
     double[] all = {cpuFirst, cpu0, cpuMem, cpuTok, gpuFirst, gpu0, gpuMem, gpuTok, xfer0, nonMoe0, nonMoe1, sharedScale,
@@ -47,6 +63,23 @@ public record CostModel(
     if (!(bytesPerMs > 0) || Double.isInfinite(bytesPerMs) || expertBytes <= 0) {
       throw new IllegalArgumentException("bandwidth and expert bytes must be positive");
     }
+    if (!(gpuOverlap >= 0 && gpuOverlap <= 1) || !(linkOverlap >= 0 && linkOverlap <= 1)) {
+      throw new IllegalArgumentException("overlaps must be in [0, 1]: gpu " + gpuOverlap + ", link " + linkOverlap);
+    }
+  }
+
+  /**
+   * CPU time lost to the other resources sharing its host: (1 - overlap) of the GPU's and the
+   * link's busy time in the same window (0 on a real GPU).
+   */
+  public double cpuStallMs(double gpuBusyMs, double linkBusyMs) {
+    return (1 - gpuOverlap) * gpuBusyMs + (1 - linkOverlap) * linkBusyMs;
+  }
+
+  /** A copy with measured overlaps (calibration on a device that shares the host). */
+  public CostModel withOverlap(double gpu, double link) {
+    return new CostModel(cpuFirst, cpu0, cpuMem, cpuTok, gpuFirst, gpu0, gpuMem, gpuTok, xfer0, bytesPerMs, expertBytes,
+        nonMoe0, nonMoe1, sharedScale, sharedGpu0, gpu, link);
   }
 
   /**
@@ -94,18 +127,18 @@ public record CostModel(
   public CostModel scaled(double cpu, double gpu, double link) {
     return new CostModel(cpuFirst * cpu, cpu0 * cpu, cpuMem * cpu, cpuTok * cpu, gpuFirst * gpu, gpu0 * gpu,
         gpuMem * gpu, gpuTok * gpu, xfer0 * link, bytesPerMs / link, expertBytes, nonMoe0, nonMoe1, sharedScale,
-        sharedGpu0 * gpu);
+        sharedGpu0 * gpu, gpuOverlap, linkOverlap);
   }
 
   /** A copy with another non-MoE time per layer (measured between MoE layers). */
   public CostModel withNonMoe(double n0, double n1) {
     return new CostModel(cpuFirst, cpu0, cpuMem, cpuTok, gpuFirst, gpu0, gpuMem, gpuTok, xfer0, bytesPerMs, expertBytes,
-        n0, n1, sharedScale, sharedGpu0);
+        n0, n1, sharedScale, sharedGpu0, gpuOverlap, linkOverlap);
   }
 
   /** A copy with other fixed terms (online refinement of the per-layer and per-expert constants). */
   public CostModel withFixed(double cpuFirstMs, double cpu0Ms, double gpuFirstMs, double gpu0Ms, double xfer0Ms) {
     return new CostModel(cpuFirstMs, cpu0Ms, cpuMem, cpuTok, gpuFirstMs, gpu0Ms, gpuMem, gpuTok, xfer0Ms, bytesPerMs,
-        expertBytes, nonMoe0, nonMoe1, sharedScale, sharedGpu0);
+        expertBytes, nonMoe0, nonMoe1, sharedScale, sharedGpu0, gpuOverlap, linkOverlap);
   }
 }

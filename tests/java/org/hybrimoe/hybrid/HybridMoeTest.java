@@ -284,6 +284,57 @@ class HybridMoeTest {
     }
   }
 
+  /**
+   * The engine runs the plan's timeline: every transferred expert starts on the device only after
+   * its own transfer has landed, and not after a later transfer of the same layer has (no wave
+   * barrier over a group of transfers), unless the device was still busy with earlier work.
+   */
+  @Test
+  void eachTransferredExpertStartsBehindItsOwnTransferNotAGroups() {
+    int checked = 0;
+    try (Device dev = emulated(moe, 0.25, 4); HybridMoe h = executor(dev, PolicyBundle.GPU_ONLY, 0.25, 4, moe)) {
+      for (LayerTimeline tl : passes(h, moe, new int[] {1, 6, 6, 1, 16}, 9)) {
+        if (!tl.perExpertGpuTimes()) {
+          continue;
+        }
+        org.hybrimoe.policy.sched.LayerPlan p = tl.plan();
+        for (int j = 0; j < p.transfers(); j++) {
+          if (p.transferKind(j) != org.hybrimoe.policy.sched.LayerPlan.DEMAND) {
+            continue;
+          }
+          int i = indexOf(p, p.transferExpert(j));
+          double start = tl.expertStart(i);
+          double landed = tl.transferEnd(j);
+          assertTrue(start >= landed - 1e-3, "expert " + p.expert(i) + " started at " + start + " before its transfer landed at "
+              + landed + ": " + tl);
+          // Work the device had to finish first: GPU experts that started before this one.
+          double busyUntil = 0;
+          for (int q = 0; q < p.size(); q++) {
+            if (q != i && p.device(q) == org.hybrimoe.policy.sched.LayerPlan.GPU && tl.expertStart(q) < start) {
+              busyUntil = Math.max(busyUntil, tl.expertEnd(q));
+            }
+          }
+          for (int k = j + 1; k < p.transfers(); k++) { // a later transfer that landed long before it started
+            if (p.transferKind(k) == org.hybrimoe.policy.sched.LayerPlan.DEMAND && tl.transferEnd(k) > Math.max(landed, busyUntil) + 0.5) {
+              assertTrue(start < tl.transferEnd(k), "expert " + p.expert(i) + " waited for transfer " + k + ": " + tl);
+            }
+          }
+          checked++;
+        }
+      }
+    }
+    assertTrue(checked > 0, "the gpu-only bundle moved experts on demand");
+  }
+
+  private static int indexOf(org.hybrimoe.policy.sched.LayerPlan p, int expert) {
+    for (int i = 0; i < p.size(); i++) {
+      if (p.expert(i) == expert) {
+        return i;
+      }
+    }
+    throw new AssertionError("expert " + expert + " not in the plan");
+  }
+
   @Test
   void measuredTimelineDrawsNextToThePrediction() {
     try (Device dev = emulated(moe, 0.25, 2); HybridMoe h = executor(dev, PolicyBundle.HYBRIMOE, 0.25, 2, moe)) {
