@@ -111,7 +111,7 @@ final class BenchLayerCommand implements Callable<Integer> {
           CostModel cost;
           ExpertShape shape = fmt == ExpertFormat.INT4 ? ExpertShape.int4(s.dModel(), s.dFf(), 32)
               : ExpertShape.bf16(s.dModel(), s.dFf());
-          try (Device probe = cuda ? Device.cuda(0, shape, 4) : Device.emulated(1, shape, 4)) {
+          try (Device probe = cuda ? Device.cuda(0, shape, 8) : Device.emulated(1, shape, 8)) {
             org.hybrimoe.hybrid.Calibration cal =
                 org.hybrimoe.hybrid.Calibration.measure(engine, probe, m.routed().get(0), 9, 64);
             cost = cal.cost();

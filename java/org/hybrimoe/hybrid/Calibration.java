@@ -33,9 +33,10 @@ import org.hybrimoe.policy.cost.LeastSquaresFit;
  * @param link the transfer fit, null without a device
  * @param gpuOverlap fraction of device time overlapping CPU work (1 without a device)
  * @param linkOverlap fraction of copy time overlapping CPU work (1 without a device)
+ * @param linkGpuOverlap fraction of copy time overlapping device work (1 without a device)
  */
 public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, LeastSquaresFit.PhysicalFit gpu,
-    LeastSquaresFit.TransferFit link, double gpuOverlap, double linkOverlap) {
+    LeastSquaresFit.TransferFit link, double gpuOverlap, double linkOverlap, double linkGpuOverlap) {
 
   /** Largest token count swept by default: past a few per expert both devices are compute-bound. */
   public static final int DEFAULT_MAX_TOKENS = 64;
@@ -120,7 +121,7 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
       if (device == null) {
         CostModel c = new CostModel(cf.first(), cf.fixed(), cf.memMs(), cf.tokMs(), 0, 1e-4, 0, 1e-6, 0, 1e6,
             Math.max(1, expertBytes), 0, 0, 1, 1e-4);
-        return new Calibration(c, cf, null, null, 1, 1);
+        return new Calibration(c, cf, null, null, 1, 1, 1);
       }
       LeastSquaresFit.PhysicalFit gf = LeastSquaresFit.fitPhysical(gpu, expertBytes, flops);
       List<LeastSquaresFit.TransferSample> xs = new ArrayList<>();
@@ -148,8 +149,9 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
       }
       double[] overlaps = overlaps(cpuMoe, device, probe, layer, slotOf, kMax, reps, r);
       CostModel c = new CostModel(cf.first(), cf.fixed(), cf.memMs(), cf.tokMs(), gf.first(), gf.fixed(), gf.memMs(),
-          gf.tokMs(), lf.latency(), lf.bytesPerMs(), expertBytes, 0, 0, 1, gf.fixed(), overlaps[0], overlaps[1]);
-      return new Calibration(c, cf, gf, lf, overlaps[0], overlaps[1]);
+          gf.tokMs(), lf.latency(), lf.bytesPerMs(), expertBytes, 0, 0, 1, gf.fixed(), overlaps[0], overlaps[1],
+          overlaps[2]);
+      return new Calibration(c, cf, gf, lf, overlaps[0], overlaps[1], overlaps[2]);
     } finally {
       if (probe != null) {
         probe.close();
@@ -158,14 +160,16 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
   }
 
   /**
-   * {gpu, link} overlap with CPU work: for each, a decode-sized CPU call (kMax experts, 4 tokens)
-   * alone, the device call (or kMax expert copies) alone, and both started together; overlap =
-   * (alone + alone - together) / the shorter alone, clamped to [0, 1], median over reps.
+   * {gpu with CPU, link with CPU, link with gpu} overlaps: a CPU call of kMax experts with 16
+   * tokens each, the same device call and kMax expert copies, each alone and in pairs started
+   * together; overlap = (alone + alone - together) / the shorter alone, clamped to [0, 1], median
+   * over reps.
    */
   private static double[] overlaps(CpuMoe cpuMoe, Device device, HybridEngine probe, ExpertLayer layer, IntBuffer slotOf,
       int k, int reps, SplittableRandom r) {
     int d = (int) layer.dModel();
-    int n = 4;
+    int n = 16; // long enough calls that a core's scheduling jitter does not decide the ratio
+    reps = Math.max(reps, 9);
     FloatBuffer x = SyntheticMoe.randomInput(n, d, r);
     IntBuffer ids = ByteBuffer.allocateDirect(4 * n * k).order(ByteOrder.nativeOrder()).asIntBuffer();
     FloatBuffer w = ByteBuffer.allocateDirect(4 * n * k).order(ByteOrder.nativeOrder()).asFloatBuffer();
@@ -179,6 +183,7 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
     }
     double[] gpu = new double[reps];
     double[] link = new double[reps];
+    double[] linkGpu = new double[reps];
     for (int q = -1; q < reps; q++) {
       long t0 = System.nanoTime();
       cpuMoe.run(layer, x, n, k, ids, w, null, outC);
@@ -205,12 +210,32 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
       cpuMoe.run(layer, x, n, k, ids, w, null, outC);
       probe.sync();
       double bothCopy = (System.nanoTime() - t0) / 1e6;
+      // Copies into slots the run does not read (else the device orders the run after them).
+      int m = Math.min(k, Math.min(device.slots() - k, layer.nExperts() - k));
+      double lg = 1;
+      if (m > 0) {
+        t0 = System.nanoTime();
+        for (int e = 0; e < m; e++) {
+          probe.preload(0, k + e, k + e);
+        }
+        probe.sync();
+        double copyOther = (System.nanoTime() - t0) / 1e6;
+        t0 = System.nanoTime();
+        for (int e = 0; e < m; e++) {
+          probe.preload(0, k + e, k + e);
+        }
+        device.moeRun(x, n, ids, w, k, slotOf, layer.nExperts(), outG);
+        device.await();
+        probe.sync();
+        lg = overlap(devMs, copyOther, (System.nanoTime() - t0) / 1e6);
+      }
       if (q >= 0) {
         gpu[q] = overlap(cpuMs, devMs, both);
         link[q] = overlap(cpuMs, copyMs, bothCopy);
+        linkGpu[q] = lg;
       }
     }
-    return new double[] {median(gpu), median(link)};
+    return new double[] {median(gpu), median(link), median(linkGpu)};
   }
 
   private static double overlap(double a, double b, double together) {
@@ -226,8 +251,8 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
       b.append('\n').append(String.format(Locale.ROOT, "link: %.4f ms + bytes / %.2f GB/s (rms residual %.4f ms)",
           link.latency(), link.bytesPerMs() / 1e6, link.rmsResidual()));
       b.append('\n').append(String.format(Locale.ROOT,
-          "overlap with CPU work: device %.2f, link %.2f (1: independent resources; less: they share the CPU's cores)",
-          gpuOverlap, linkOverlap));
+          "overlaps: device with CPU %.2f, link with CPU %.2f, link with device %.2f (1: independent resources; less: they"
+              + " share the host's cores and memory)", gpuOverlap, linkOverlap, linkGpuOverlap));
     }
     return b.toString();
   }

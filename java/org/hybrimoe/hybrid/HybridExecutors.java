@@ -268,8 +268,14 @@ public final class HybridExecutors {
         device = kind == DeviceKind.CUDA ? Device.cuda(0, shape, slots) : Device.emulated(1, shape, slots);
       }
       progress.progress("calibrating", 0, 1);
-      HybridMoe.Config config = HybridMoe.Config.of(bundle,
-          fixedCost != null ? fixedCost : LayerBench.calibrate(engine, device, first, 5), cacheSlots, staging);
+      CostModel calibrated = fixedCost;
+      if (calibrated == null) {
+        Calibration cal = Calibration.measure(engine, device, first, 5, Calibration.DEFAULT_MAX_TOKENS);
+        System.Logger log = System.getLogger(HybridExecutors.class.getName());
+        log.log(System.Logger.Level.DEBUG, "calibrated on this machine:\n" + cal.describe());
+        calibrated = cal.cost();
+      }
+      HybridMoe.Config config = HybridMoe.Config.of(bundle, calibrated, cacheSlots, staging);
       progress.progress("calibrating", 1, 1);
       if (fixedCost != null) { // as given: no online refinement
         config = new HybridMoe.Config(bundle, fixedCost, cacheSlots, staging, null, 0, config.maxPrefetchCandidates());

@@ -23,7 +23,7 @@ package org.hybrimoe.policy.cost;
  * 1}). Where the "GPU" and the link are host threads (the emulated device) they take cores and
  * memory bandwidth from the CPU engine: the fraction of device (link) time that still overlaps the
  * CPU's work is measured by calibration, and the rest, {@code (1 - overlap) x busy time}, delays
- * the CPU queue ({@link #cpuStallMs}). Immutable; {@link OnlineCostModel} produces refined copies.
+ * the CPU queue ({@link #cpuStallMs}); copies likewise delay the device ({@link #gpuStallMs}). Immutable; {@link OnlineCostModel} produces refined copies.
  */
 public record CostModel(
     double cpuFirst,
@@ -42,14 +42,15 @@ public record CostModel(
     double sharedScale,
     double sharedGpu0,
     double gpuOverlap,
-    double linkOverlap) {
+    double linkOverlap,
+    double linkGpuOverlap) {
 
   /** A model of three independent resources (a real GPU and a DMA link): full overlap. */
   public CostModel(double cpuFirst, double cpu0, double cpuMem, double cpuTok, double gpuFirst, double gpu0,
       double gpuMem, double gpuTok, double xfer0, double bytesPerMs, long expertBytes, double nonMoe0, double nonMoe1,
       double sharedScale, double sharedGpu0) {
     this(cpuFirst, cpu0, cpuMem, cpuTok, gpuFirst, gpu0, gpuMem, gpuTok, xfer0, bytesPerMs, expertBytes, nonMoe0, nonMoe1,
-        sharedScale, sharedGpu0, 1, 1);
+        sharedScale, sharedGpu0, 1, 1, 1);
   }
 
   public CostModel {
@@ -63,8 +64,10 @@ public record CostModel(
     if (!(bytesPerMs > 0) || Double.isInfinite(bytesPerMs) || expertBytes <= 0) {
       throw new IllegalArgumentException("bandwidth and expert bytes must be positive");
     }
-    if (!(gpuOverlap >= 0 && gpuOverlap <= 1) || !(linkOverlap >= 0 && linkOverlap <= 1)) {
-      throw new IllegalArgumentException("overlaps must be in [0, 1]: gpu " + gpuOverlap + ", link " + linkOverlap);
+    if (!(gpuOverlap >= 0 && gpuOverlap <= 1) || !(linkOverlap >= 0 && linkOverlap <= 1)
+        || !(linkGpuOverlap >= 0 && linkGpuOverlap <= 1)) {
+      throw new IllegalArgumentException("overlaps must be in [0, 1]: gpu " + gpuOverlap + ", link " + linkOverlap
+          + ", link with gpu " + linkGpuOverlap);
     }
   }
 
@@ -76,10 +79,20 @@ public record CostModel(
     return (1 - gpuOverlap) * gpuBusyMs + (1 - linkOverlap) * linkBusyMs;
   }
 
+  /** Device time lost to copies sharing its host: (1 - linkGpuOverlap) of the link's busy time. */
+  public double gpuStallMs(double linkBusyMs) {
+    return (1 - linkGpuOverlap) * linkBusyMs;
+  }
+
+  /** Whether any resource shares another's host (an overlap below 1): the timeline adds stalls. */
+  public boolean sharesHost() {
+    return gpuOverlap < 1 || linkOverlap < 1 || linkGpuOverlap < 1;
+  }
+
   /** A copy with measured overlaps (calibration on a device that shares the host). */
-  public CostModel withOverlap(double gpu, double link) {
+  public CostModel withOverlap(double gpu, double link, double linkGpu) {
     return new CostModel(cpuFirst, cpu0, cpuMem, cpuTok, gpuFirst, gpu0, gpuMem, gpuTok, xfer0, bytesPerMs, expertBytes,
-        nonMoe0, nonMoe1, sharedScale, sharedGpu0, gpu, link);
+        nonMoe0, nonMoe1, sharedScale, sharedGpu0, gpu, link, linkGpu);
   }
 
   /**
@@ -127,18 +140,18 @@ public record CostModel(
   public CostModel scaled(double cpu, double gpu, double link) {
     return new CostModel(cpuFirst * cpu, cpu0 * cpu, cpuMem * cpu, cpuTok * cpu, gpuFirst * gpu, gpu0 * gpu,
         gpuMem * gpu, gpuTok * gpu, xfer0 * link, bytesPerMs / link, expertBytes, nonMoe0, nonMoe1, sharedScale,
-        sharedGpu0 * gpu, gpuOverlap, linkOverlap);
+        sharedGpu0 * gpu, gpuOverlap, linkOverlap, linkGpuOverlap);
   }
 
   /** A copy with another non-MoE time per layer (measured between MoE layers). */
   public CostModel withNonMoe(double n0, double n1) {
     return new CostModel(cpuFirst, cpu0, cpuMem, cpuTok, gpuFirst, gpu0, gpuMem, gpuTok, xfer0, bytesPerMs, expertBytes,
-        n0, n1, sharedScale, sharedGpu0, gpuOverlap, linkOverlap);
+        n0, n1, sharedScale, sharedGpu0, gpuOverlap, linkOverlap, linkGpuOverlap);
   }
 
   /** A copy with other fixed terms (online refinement of the per-layer and per-expert constants). */
   public CostModel withFixed(double cpuFirstMs, double cpu0Ms, double gpuFirstMs, double gpu0Ms, double xfer0Ms) {
     return new CostModel(cpuFirstMs, cpu0Ms, cpuMem, cpuTok, gpuFirstMs, gpu0Ms, gpuMem, gpuTok, xfer0Ms, bytesPerMs,
-        expertBytes, nonMoe0, nonMoe1, sharedScale, sharedGpu0, gpuOverlap, linkOverlap);
+        expertBytes, nonMoe0, nonMoe1, sharedScale, sharedGpu0, gpuOverlap, linkOverlap, linkGpuOverlap);
   }
 }

@@ -417,6 +417,23 @@ public final class HybridScheduler {
       tl.end[i] = t;
       tl.order[i] = k;
     }
+    // Where the device and the link share the CPU's host (the emulated device), the part of their
+    // busy time that does not overlap the CPU's work delays the CPU queue, and copies delay the
+    // device's (CostModel.cpuStallMs, gpuStallMs; 0 on a real GPU). Only the window in which the
+    // delayed resource is busy counts.
+    if (cost.sharesHost()) {
+      double gpuBusy = 0;
+      for (int k = 0; k < gpuCount; k++) {
+        gpuBusy += tl.end[gpu[k]] - tl.start[gpu[k]];
+      }
+      double linkBusy = xfers.length * xfer;
+      if (cpu.length > 0) {
+        makespan += cost.cpuStallMs(Math.min(gpuBusy, makespan), Math.min(linkBusy, makespan));
+      }
+      if (gpuCount > 0) {
+        t += cost.gpuStallMs(Math.min(linkBusy, gpuBusy));
+      }
+    }
     tl.makespan = Math.max(makespan, t);
     return tl;
   }
