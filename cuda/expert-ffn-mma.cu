@@ -28,22 +28,58 @@ __global__ void gather_bf16_kernel(ExpertArgs a, const int32_t* __restrict__ run
   }
 }
 
+constexpr int kTile = 64, kTileK = 32, kLd = kTileK + 8;  // +8 bf16: fewer bank conflicts
+
+// Where a block's 64 x 64 tile lies: run (blockIdx.z), its pairs [off, off + cnt), first row m0,
+// first column n0, and the GEMM's K and N (gate/up: d and ff; down: ff and d).
+struct TileAt {
+  int run, off, cnt, m0, n0, K, N;
+};
+
+__device__ __forceinline__ TileAt tile_at(const ExpertArgs& a, const int32_t* runs, bool gate_up) {
+  const int r = runs[blockIdx.z];
+  const int off = a.run_offset[r];
+  return {r, off, a.run_offset[r + 1] - off, int(blockIdx.y) * kTile, int(blockIdx.x) * kTile, gate_up ? a.d : a.ff,
+          gate_up ? a.ff : a.d};
+}
+
+using Acc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+
+// One staged K tile (kTileK wide) into a warp's 32 x 32 quarter of the 64 x 64 tile: acc += A . B^T
+// (and acc2 += A . B2^T for gate/up), at rows wm.. and columns wn.. of the tile.
+template <bool kGateUp>
+__device__ __forceinline__ void mma_tile(const __nv_bfloat16* As, const __nv_bfloat16* Bs, const __nv_bfloat16* B2s,
+                                         int wm, int wn, Acc (&acc)[2][2], Acc (&acc2)[2][2]) {
+  using namespace nvcuda;
+#pragma unroll
+  for (int kk = 0; kk < kTileK; kk += 16) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], As + (wm + 16 * i) * kLd + kk, kLd);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      wmma::load_matrix_sync(fb, Bs + (wn + 16 * j) * kLd + kk, kLd);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+      if (kGateUp) {
+        wmma::load_matrix_sync(fb, B2s + (wn + 16 * j) * kLd + kk, kLd);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wmma::mma_sync(acc2[i][j], fa[i], fb, acc2[i][j]);
+      }
+    }
+  }
+}
+
 // bf16 tensor-core GEMM tile: C[64 x 64] = A[rows, K] . B[cols, K]^T for one run, staged through
 // shared memory with zero fill so that any K and any edge works. kGateUp: B is gate and B2 is up,
 // epilogue writes h_bf16 = silu(gate) * up; else B is down, epilogue accumulates w * C into out.
-constexpr int kTile = 64, kTileK = 32, kLd = kTileK + 8;  // +8 bf16: fewer bank conflicts
-
 template <bool kGateUp>
 __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   using namespace nvcuda;
-  const int r = runs[blockIdx.z];
-  const int off = a.run_offset[r];
-  const int cnt = a.run_offset[r + 1] - off;
-  const int m0 = blockIdx.y * kTile;
-  if (m0 >= cnt) return;
-  const int n0 = blockIdx.x * kTile;
-  const int K = kGateUp ? a.d : a.ff;
-  const int N = kGateUp ? a.ff : a.d;
+  const TileAt at = tile_at(a, runs, kGateUp);
+  if (at.m0 >= at.cnt) return;
+  const int r = at.run, off = at.off, cnt = at.cnt, m0 = at.m0, n0 = at.n0, K = at.K, N = at.N;
   const int slot = a.run_slot[r];
   const __nv_bfloat16* A = (kGateUp ? a.a_bf16 + int64_t(off) * a.d : a.h_bf16 + int64_t(off) * a.ff);
   const int pB = kGateUp ? 0 : 2;  // projection of B (and up = 1 for B2)
@@ -57,7 +93,7 @@ __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* 
 
   const int warp = threadIdx.x >> 5;
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2], acc2[2][2];
+  Acc acc[2][2], acc2[2][2];
 #pragma unroll
   for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -93,24 +129,7 @@ __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* 
       if (kGateUp) stage(reinterpret_cast<const __nv_bfloat16*>(wrow(a, slot, 1, 0)), N, n0, B2s, row, col);
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kTileK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-#pragma unroll
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], As + (wm + 16 * i) * kLd + kk, kLd);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        wmma::load_matrix_sync(fb, Bs + (wn + 16 * j) * kLd + kk, kLd);
-#pragma unroll
-        for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
-        if (kGateUp) {
-          wmma::load_matrix_sync(fb, B2s + (wn + 16 * j) * kLd + kk, kLd);
-#pragma unroll
-          for (int i = 0; i < 2; ++i) wmma::mma_sync(acc2[i][j], fa[i], fb, acc2[i][j]);
-        }
-      }
-    }
+    mma_tile<kGateUp>(As, Bs, B2s, wm, wn, acc, acc2);
     __syncthreads();
   }
 
@@ -143,14 +162,9 @@ __global__ void __launch_bounds__(128) wmma_kernel(ExpertArgs a, const int32_t* 
 template <bool kGateUp>
 __global__ void __launch_bounds__(128) wmma_int4_kernel(ExpertArgs a, const int32_t* __restrict__ runs) {
   using namespace nvcuda;
-  const int r = runs[blockIdx.z];
-  const int off = a.run_offset[r];
-  const int cnt = a.run_offset[r + 1] - off;
-  const int m0 = blockIdx.y * kTile;
-  if (m0 >= cnt) return;
-  const int n0 = blockIdx.x * kTile;
-  const int K = kGateUp ? a.d : a.ff;
-  const int N = kGateUp ? a.ff : a.d;
+  const TileAt at = tile_at(a, runs, kGateUp);
+  if (at.m0 >= at.cnt) return;
+  const int r = at.run, off = at.off, cnt = at.cnt, m0 = at.m0, n0 = at.n0, K = at.K, N = at.N;
   const int lda = kGateUp ? a.d_pad : a.ff_pad;
   const int8_t* Aq = kGateUp ? a.xq : a.hq;
   const float* Ascale = kGateUp ? a.xq_scale : a.hq_scale;
@@ -216,7 +230,7 @@ __global__ void __launch_bounds__(128) wmma_int4_kernel(ExpertArgs a, const int3
       }
     }
     __syncthreads();
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[2][2], c2[2][2];
+    Acc c[2][2], c2[2][2];
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -224,24 +238,7 @@ __global__ void __launch_bounds__(128) wmma_int4_kernel(ExpertArgs a, const int3
         wmma::fill_fragment(c[i][j], 0.0f);
         if (kGateUp) wmma::fill_fragment(c2[i][j], 0.0f);
       }
-#pragma unroll
-    for (int kk = 0; kk < kTileK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-#pragma unroll
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], As + (wm + 16 * i) * kLd + kk, kLd);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        wmma::load_matrix_sync(fb, Bs + (wn + 16 * j) * kLd + kk, kLd);
-#pragma unroll
-        for (int i = 0; i < 2; ++i) wmma::mma_sync(c[i][j], fa[i], fb, c[i][j]);
-        if (kGateUp) {
-          wmma::load_matrix_sync(fb, B2s + (wn + 16 * j) * kLd + kk, kLd);
-#pragma unroll
-          for (int i = 0; i < 2; ++i) wmma::mma_sync(c2[i][j], fa[i], fb, c2[i][j]);
-        }
-      }
-    }
+    mma_tile<kGateUp>(As, Bs, B2s, wm, wn, c, c2);
     __syncthreads();  // every warp is done with the staging that Cs overwrites
 #pragma unroll
     for (int i = 0; i < 2; ++i)
