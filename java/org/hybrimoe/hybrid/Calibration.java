@@ -148,6 +148,12 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
         lf = new LeastSquaresFit.TransferFit(0, expertBytes / Math.max(ms, 1e-4), 0, 0, xs.size());
       }
       double[] overlaps = overlaps(cpuMoe, device, probe, layer, slotOf, kMax, reps, r);
+      if (device.kind() == Device.Kind.EMULATED) { // measured, and bounded by the cores there are
+        double[] bound = emulatedOverlapBound(physicalCores(), engine.threads());
+        for (int i = 0; i < 3; i++) {
+          overlaps[i] = Math.min(overlaps[i], bound[i]);
+        }
+      }
       CostModel c = new CostModel(cf.first(), cf.fixed(), cf.memMs(), cf.tokMs(), gf.first(), gf.fixed(), gf.memMs(),
           gf.tokMs(), lf.latency(), lf.bytesPerMs(), expertBytes, 0, 0, 1, gf.fixed(), overlaps[0], overlaps[1],
           overlaps[2]);
@@ -236,6 +242,27 @@ public record Calibration(CostModel cost, LeastSquaresFit.PhysicalFit cpu, Least
       }
     }
     return new double[] {median(gpu), median(link), median(linkGpu)};
+  }
+
+  /**
+   * What the cores allow the host-emulated device: its compute worker and its copy worker are
+   * host threads, so they overlap the CPU engine's threads only on cores the engine leaves free,
+   * and each other only on a core beyond that: {device with CPU, link with CPU, link with device}
+   * = clamp(cores - engine threads), clamp(cores - engine threads), clamp(cores - engine threads -
+   * 1), each clamped to [0, 1]. A timing alone cannot tell this on a shared machine: a short trial
+   * can catch the engine's threads parked and measure an overlap the steady state never has.
+   */
+  static double[] emulatedOverlapBound(int cores, int engineThreads) {
+    double free = Math.max(0, Math.min(1, cores - engineThreads));
+    double second = Math.max(0, Math.min(1, cores - engineThreads - 1));
+    return new double[] {free, free, second};
+  }
+
+  private static int physicalCores() {
+    int[] cores = new int[1];
+    org.hybrimoe.nativeapi.Native.check("hmoe_cpu_physical_cores",
+        org.hybrimoe.nativeapi.HmoeNative.hmoe_cpu_physical_cores(cores));
+    return Math.max(1, cores[0]);
   }
 
   private static double overlap(double a, double b, double together) {

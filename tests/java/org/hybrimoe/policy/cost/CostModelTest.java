@@ -183,6 +183,35 @@ class CostModelTest {
     assertEquals(base.gpuMs(3, false), m.current().gpuMs(3, false), 1e-12);
   }
 
+  /**
+   * Every term refines on its own: the machine's fixed and first-expert costs are larger than the
+   * profile says while its bandwidth and throughput are right. One scale cannot fit small and large
+   * calls at once; per-term refinement converges on both and on a held-out token count.
+   */
+  @Test
+  void onlineRefinementLearnsTheFixedTermsNotJustAScale() throws IOException {
+    CostModel base = HardwareProfile.load("paper-a6000").costModel(ModelShape.DEEPSEEK_V2_LITE);
+    CostModel truth = base.withFixed(0.4, 0.2, base.gpuFirst(), base.gpu0(), base.xfer0());
+    OnlineCostModel m = new OnlineCostModel(base, 0.1);
+    SplittableRandom r = new SplittableRandom(5);
+    int[] ns = {1, 2, 16, 256};
+    for (int i = 0; i < 400; i++) {
+      int n = ns[r.nextInt(ns.length)];
+      boolean first = r.nextInt(3) == 0;
+      m.observeCpu(n, first, truth.cpuMs(n, first) * (1 + 0.01 * r.nextGaussian()));
+    }
+    CostModel c = m.current();
+    for (int n : new int[] {1, 64, 256}) {
+      for (boolean first : new boolean[] {false, true}) {
+        double err = Math.abs(c.cpuMs(n, first) - truth.cpuMs(n, first)) / truth.cpuMs(n, first);
+        assertTrue(err < 0.05, "n " + n + " first " + first + ": refined " + c.cpuMs(n, first) + " vs "
+            + truth.cpuMs(n, first) + " (base " + base.cpuMs(n, first) + ")");
+      }
+    }
+    assertEquals(0.2, c.cpu0(), 0.03, "the fixed term itself");
+    assertEquals(base.gpuMs(1, false), c.gpuMs(1, false), 1e-12, "the GPU was never observed");
+  }
+
   @Test
   void measuredGapsBetweenMoeLayersReplaceTheNonMoeTerms() throws IOException {
     CostModel base = HardwareProfile.load("paper-a6000").costModel(ModelShape.DEEPSEEK_V2_LITE);
