@@ -77,6 +77,15 @@ public final class Model implements AutoCloseable {
    * @throws IllegalArgumentException for options the model or machine cannot take (a GPU budget
    *     that holds no expert, a CUDA device where there is none)
    */
+  /** Look-ahead depth a recorded routing trace carries (the hybrimoe bundle's prefetch depth). */
+  public static final int TRACE_LOOKAHEAD = 3;
+
+  private static org.hybrimoe.model.MoeExecutorFactory recorded(org.hybrimoe.model.MoeExecutorFactory f,
+      ModelOptions options) {
+    return options.routing() == null ? f
+        : org.hybrimoe.model.RecordingExecutor.wrap(f, options.routing(), TRACE_LOOKAHEAD);
+  }
+
   public static Model load(Path dir, ModelOptions options) throws IOException {
     LoadProgress progress = options.progress() != null ? options.progress() : LoadProgress.NONE;
     Tokenizer tok = null;
@@ -87,7 +96,8 @@ public final class Model implements AutoCloseable {
     }
     HybridExecutors.DeviceKind kind = HybridExecutors.resolve(options.device().kind);
     LoadOptions lo = new LoadOptions(options.threads(), null, options.groupSize())
-        .withExecutors(HybridExecutors.factory(options.bundle(), options.budget(), kind, options.expertFormat()))
+        .withExecutors(recorded(HybridExecutors.factory(options.bundle(), options.budget(), kind, options.expertFormat()),
+            options))
         .withProgress(progress)
         .withDense(denseOptions(options.dense(), kind));
     CausalLm lm = ModelRegistry.load(dir, lo);

@@ -67,6 +67,7 @@ public final class ModelOptions {
   private final int maxContext;
   private final KvCacheType kvCache;
   private final LoadProgress progress;
+  private final org.hybrimoe.model.RoutingSink routing;
 
   private ModelOptions(Builder b) {
     this.device = b.device;
@@ -78,6 +79,7 @@ public final class ModelOptions {
     this.maxContext = b.maxContext;
     this.kvCache = b.kvCache;
     this.progress = b.progress;
+    this.routing = b.routing;
     PolicyBundle p = b.bundle;
     if (b.prefetchDepth >= 0) {
       if (b.prefetchDepth == 0) {
@@ -151,6 +153,11 @@ public final class ModelOptions {
     return progress;
   }
 
+  /** Receives every MoE layer call's routing (generate --trace), or null. */
+  public org.hybrimoe.model.RoutingSink routing() {
+    return routing;
+  }
+
   /** Builds {@link ModelOptions}; each setter validates its value. */
   public static final class Builder {
     private Device device = Device.AUTO;
@@ -164,6 +171,7 @@ public final class ModelOptions {
     private int maxContext = 4096;
     private KvCacheType kvCache = KvCacheType.F32;
     private LoadProgress progress;
+    private org.hybrimoe.model.RoutingSink routing;
 
     private Builder() {}
 
@@ -249,6 +257,16 @@ public final class ModelOptions {
     /** Where the dense linears run (default AUTO: the GPU with CUDA, else the CPU). */
     public Builder dense(Dense d) {
       this.dense = java.util.Objects.requireNonNull(d, "dense");
+      return this;
+    }
+
+    /**
+     * Records the model's routing into sink (for example an org.hybrimoe.sim.TraceRecorder, which
+     * writes a routing trace for simulate), with the look-ahead's predictions for the next three
+     * MoE layers; what the model computes is unchanged. null: none (the default).
+     */
+    public Builder recordRouting(org.hybrimoe.model.RoutingSink sink) {
+      this.routing = sink;
       return this;
     }
 

@@ -12,6 +12,9 @@ import org.hybrimoe.api.GenerationResult;
 import org.hybrimoe.api.Model;
 import org.hybrimoe.api.ModelOptions;
 import org.hybrimoe.hybrid.LayerTimeline;
+import org.hybrimoe.sim.LookaheadAccuracy;
+import org.hybrimoe.sim.Trace;
+import org.hybrimoe.sim.TraceRecorder;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -69,6 +72,11 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--timeline", description = "Write one MoE layer's measured and predicted timeline (SVG).")
   File timeline;
 
+  @Option(names = "--trace", paramLabel = "DIR", description = "Record the routing (ids, weights, every expert's "
+      + "probability, the look-ahead's predictions for the next 3 MoE layers) as a moe-routing-trace/1 directory "
+      + "that simulate reads.")
+  Path trace;
+
   @Override
   public Integer call() throws Exception {
     PrintWriter out = spec.commandLine().getOut();
@@ -92,7 +100,9 @@ final class GenerateCommand implements Callable<Integer> {
       rb.prompt(prompt);
     }
     GenerateRequest request = rb.build();
-    ModelOptions options = load.toOptions(new ProgressBar(err));
+    TraceRecorder recorder = trace == null ? null
+        : new TraceRecorder(model.toAbsolutePath().getFileName().toString(), Model.TRACE_LOOKAHEAD);
+    ModelOptions options = load.toOptions(new ProgressBar(err), recorder);
     try (Model m = Model.load(model, options)) {
       err.printf("%s, %d layers, bundle %s, device %s%n", m.modelType(), m.numLayers(), m.bundle().name(),
           m.device().name().toLowerCase(Locale.ROOT));
@@ -110,6 +120,17 @@ final class GenerateCommand implements Callable<Integer> {
       Summary.print(err, r);
       if (timeline != null) {
         writeTimeline(m.recentTimelines(), m.numLayers(), timeline.toPath(), err);
+      }
+      if (recorder != null) {
+        recorder.write(trace);
+        Trace t = recorder.trace();
+        double[] acc = LookaheadAccuracy.measure(t);
+        StringBuilder a = new StringBuilder();
+        for (int d = 1; d <= acc.length; d++) {
+          a.append(String.format(Locale.ROOT, "%s d=%d %.3f", d == 1 ? "" : ",", d, acc[d - 1]));
+        }
+        err.printf("routing trace written to %s: %d tokens, %d MoE layers; look-ahead accuracy measured:%s%n", trace,
+            t.tokens(), t.layers(), a);
       }
     }
     return 0;

@@ -47,7 +47,12 @@ final class LoadMixin {
   String dense;
 
   ModelOptions toOptions(LoadProgress progress) {
-    ModelOptions.Builder b = ModelOptions.builder().threads(threads).bundle(bundle).groupSize(groupSize)
+    return toOptions(progress, null);
+  }
+
+  /** The options, recording the routing into sink where it is not null (generate --trace). */
+  ModelOptions toOptions(LoadProgress progress, org.hybrimoe.model.RoutingSink sink) {
+    ModelOptions.Builder b = ModelOptions.builder().recordRouting(sink).threads(threads).bundle(bundle).groupSize(groupSize)
         .maxContext(context).progress(progress).device(device(device)).expertFormat(format(format))
         .kvCache(kvCacheType(kvCache)).dense(dense(dense));
     if (gpuMemory != null && cacheRatio != null) {

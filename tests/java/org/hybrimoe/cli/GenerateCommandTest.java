@@ -26,6 +26,55 @@ class GenerateCommandTest {
     return new Run(rc, out.toString(), err.toString());
   }
 
+  /**
+   * generate --trace records the routing as the model made it (ids, weights, probabilities, the
+   * look-ahead's predictions), the trace reads back, its ids are the routing the model would make
+   * (the same tokens again give the same trace), and simulate runs on it, using its predictions.
+   */
+  @Test
+  void generateTraceRoundTripsIntoSimulate(@TempDir Path dir) throws Exception {
+    Path model = dir.resolve("m");
+    ModelMaker.write(ModelMaker.Spec.defaults("mixtral").withVocab(600).withLayers(4), model);
+    Path trace = dir.resolve("trace");
+    Run r = run("generate", "--model", model.toString(), "--tokens", "5,17,3,40,22,9,31,8", "--max-tokens", "40",
+        "--ignore-eos", "--device", "cpu", "--threads", "1", "--trace", trace.toString());
+    assertEquals(0, r.rc(), r.err());
+    assertTrue(r.err().contains("routing trace written to"), r.err());
+    assertTrue(r.err().contains("look-ahead accuracy measured: d=1"), r.err());
+    org.hybrimoe.sim.Trace t = org.hybrimoe.sim.TraceReader.read(trace);
+    assertEquals(8 + 39, t.tokens(), "prompt + every generated token but the last, which is never fed back");
+    assertEquals(4, t.layers());
+    assertTrue(t.hasWeights() && t.hasScores() && t.hasPredicted());
+    assertEquals(3, t.predictedDepth());
+    assertEquals(1, t.sequenceCount());
+    int[] ids = new int[t.topK()];
+    float sum = 0;
+    for (int e = 0; e < t.experts(); e++) {
+      sum += t.score(0, 0, e);
+    }
+    assertEquals(1.0, sum, 1e-4, "a token's probabilities over the experts sum to 1 (softmax router)");
+    t.ids(0, 0, ids, 0);
+    assertTrue(t.score(0, 0, ids[0]) >= t.score(0, 0, ids[1]), "slots in rank order");
+    double[] acc = org.hybrimoe.sim.LookaheadAccuracy.measure(t);
+    assertEquals(3, acc.length);
+    for (double a : acc) {
+      assertTrue(a >= 0 && a <= 1, "accuracy " + a);
+    }
+    Path again = dir.resolve("again");
+    assertEquals(0, run("generate", "--model", model.toString(), "--tokens", "5,17,3,40,22,9,31,8", "--max-tokens",
+        "40", "--ignore-eos", "--device", "cpu", "--threads", "1", "--trace", again.toString()).rc());
+    assertTrue(java.util.Arrays.equals(Files.readAllBytes(trace.resolve("ids.bin")),
+        Files.readAllBytes(again.resolve("ids.bin"))), "the same greedy run records the same routing");
+    Path shape = dir.resolve("shape.json"); // the recorded model's own MoE shape
+    Files.writeString(shape, String.format("{\"name\":\"tiny\",\"moe_layers\":%d,\"experts\":%d,\"top_k\":%d,"
+        + "\"shared_experts\":0,\"hidden_size\":%d,\"moe_intermediate_size\":%d}", t.layers(), t.experts(), t.topK(),
+        t.hiddenSize(), t.moeIntermediateSize()));
+    Run s = run("simulate", "--trace", trace.toString(), "--model-shape", shape.toString(), "--cache-ratio", "0.5",
+        "--bundles", "hybrimoe", "--prompts", "1");
+    assertEquals(0, s.rc(), s.err());
+    assertTrue(s.out().contains("HybriMoE speedup over kTransformers-like"), s.out());
+  }
+
   @Test
   void generateStreamsTextThenASummary(@TempDir Path dir) throws Exception {
     Path model = dir.resolve("m");
