@@ -40,6 +40,16 @@ public final class HybridScheduler {
     return cost;
   }
 
+  /** A layer's first-expert term on the GPU, as the cost model's expert times carry it. */
+  static double firstGpuMs(CostModel c) {
+    return c.gpuMs(1, true) - c.gpuMs(1, false);
+  }
+
+  /** A layer's first-expert term on the CPU. */
+  static double firstCpuMs(CostModel c) {
+    return c.cpuMs(1, true) - c.cpuMs(1, false);
+  }
+
   /** A split: misses to transfer in link order, and resident experts moved to the CPU. */
   record Split(int[] xfers, boolean[] toCpu) {}
 
@@ -158,7 +168,7 @@ public final class HybridScheduler {
     }
     double gpu = 0;
     for (int k = 0; k < r.sharedExperts(); k++) {
-      gpu += cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? cost.gpuFirst() : 0);
+      gpu += cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? firstGpuMs(cost) : 0);
     }
     return Math.max(cpu, gpu);
   }
@@ -253,6 +263,7 @@ public final class HybridScheduler {
       ready[i] = link;
     }
     double makespan = 0;
+    double gpuFirst = firstGpuMs(cost);
     // CPU: lightest first, one after another from the block's start.
     int cpuCount = 0;
     for (int i = 0; i < n; i++) {
@@ -324,7 +335,7 @@ public final class HybridScheduler {
       done[pick] = true;
       int i = gpu[pick];
       tl.start[i] = t;
-      t += i < n ? cost.gpuMs(r.loads()[i], k == 0) : cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? cost.gpuFirst() : 0);
+      t += i < n ? cost.gpuMs(r.loads()[i], k == 0) : cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? gpuFirst : 0);
       tl.end[i] = t;
       tl.order[i] = k;
     }

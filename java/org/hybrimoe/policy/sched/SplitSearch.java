@@ -82,8 +82,8 @@ final class SplitSearch {
   SplitSearch(CostModel cost) {
     this.cost = cost;
     this.xfer = cost.xferMs();
-    this.cpuFirst = cost.cpuFirst();
-    this.gpuFirst = cost.gpuFirst();
+    this.cpuFirst = HybridScheduler.firstCpuMs(cost);
+    this.gpuFirst = HybridScheduler.firstGpuMs(cost);
   }
 
   int size() {
