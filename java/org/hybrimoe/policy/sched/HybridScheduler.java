@@ -104,8 +104,9 @@ public final class HybridScheduler {
   public static final int EXACT_GAIN_LIMIT = 16;
 
   /**
-   * Up to this many activated experts {@link SchedulingMode#ORACLE} prices every split (2^n of them:
-   * 4096 makespans of a few hundred nanoseconds each at the limit); above it, it plans as HYBRID.
+   * Up to this many activated experts {@link SchedulingMode#ORACLE} prices every split (2^n of them,
+   * each in tens of nanoseconds: a fraction of a millisecond at the limit); above it, it plans as
+   * HYBRID.
    */
   public static final int EXHAUSTIVE_LIMIT = 12;
 
