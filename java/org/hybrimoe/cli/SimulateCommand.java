@@ -31,8 +31,8 @@ import picocli.CommandLine.Spec;
 /**
  * {@code hybrimoe simulate}: replays a routing trace through every policy bundle on a hardware
  * profile and prints the paper's comparisons (TTFT and decode time per bundle, HybriMoE's speedup
- * over kTransformers-like, the ablation table, cache hit rates), optionally as JSON and an SVG
- * Gantt chart.
+ * over kTransformers-like, the ablation table, cache hit rates) and HybriMoE's distance to the
+ * oracle bundle (its time over the oracle's), optionally as JSON and an SVG Gantt chart.
  */
 @Command(name = "simulate", mixinStandardHelpOptions = true,
     description = "Simulate HybriMoE and the baselines over a routing trace on a hardware profile.")
@@ -61,7 +61,8 @@ public final class SimulateCommand implements Callable<Integer> {
       description = "prompt lengths for TTFT (default: 32,128,512,1024, those that fit the trace)")
   int[] inputLengths;
 
-  @Option(names = "--bundles", split = ",", description = "bundles to run (default: all; kTransformers-like is always run)")
+  @Option(names = "--bundles", split = ",",
+      description = "bundles to run (default: all; kTransformers-like and the oracle are always run)")
   List<String> bundles;
 
   @Option(names = "--decode-tokens", description = "timed decode tokens (default: 1000, or what the trace holds)")
@@ -134,15 +135,17 @@ public final class SimulateCommand implements Callable<Integer> {
     inputLengths = protocol.inputLengths();
     List<PolicyBundle> chosen = new ArrayList<>();
     if (bundles == null || bundles.isEmpty()) {
-      chosen.addAll(PolicyBundle.all());
+      chosen.addAll(PolicyBundle.simulated());
     } else {
+      // the references every table divides by: kTransformers-like first, the oracle last
       chosen.add(PolicyBundle.KTRANSFORMERS);
       for (String b : bundles) {
         PolicyBundle pb = PolicyBundle.byName(b);
-        if (!chosen.contains(pb)) {
+        if (!chosen.contains(pb) && pb != PolicyBundle.ORACLE) {
           chosen.add(pb);
         }
       }
+      chosen.add(PolicyBundle.ORACLE);
     }
     Simulator sim = new Simulator(tr, shape, cost, new LookaheadOracle(tr, lookaheadAccuracy, seed), profileTokens);
     Experiment exp = new Experiment(sim, tr);
@@ -213,18 +216,29 @@ public final class SimulateCommand implements Callable<Integer> {
             d.prefetchUsed(), d.prefetchWasted()));
         out.println(line);
       }
+      if (chosen.contains(PolicyBundle.HYBRIMOE)) {
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-6.2f %-24s", r, "hybrimoe / oracle"));
+        for (int n : inputLengths) {
+          line.append(String.format(Locale.ROOT, " %9.3fx", vsOracle(rows, PolicyBundle.HYBRIMOE.name(), r, "prefill", n)));
+        }
+        line.append(String.format(Locale.ROOT, " %9.3fx", vsOracle(rows, PolicyBundle.HYBRIMOE.name(), r, "decode", 0)));
+        out.println(line);
+      }
     }
     if (chosen.contains(PolicyBundle.HYBRIMOE)) {
       out.println();
-      out.println("HybriMoE speedup over kTransformers-like (paper, on its machine: 1.33x prefill, 1.70x decode on average)");
+      out.println("HybriMoE speedup over kTransformers-like (paper, on its machine: 1.33x prefill, 1.70x decode on average);"
+          + " vs oracle: HybriMoE's time over the oracle's (1 = as fast as the oracle)");
       StringBuilder sh = new StringBuilder(String.format(Locale.ROOT, "%-6s", "cache"));
       for (int n : inputLengths) {
         sh.append(String.format(Locale.ROOT, " %10s", "prefill@" + n));
       }
-      sh.append(String.format(Locale.ROOT, " %10s", "decode"));
+      sh.append(String.format(Locale.ROOT, " %10s %17s %16s", "decode", "vs oracle prefill", "vs oracle decode"));
       out.println(sh);
       double sumP = 0;
       double sumD = 0;
+      double sumOp = 0;
+      double sumOd = 0;
       int np = 0;
       for (double r : cacheRatios) {
         StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-6.2f", r));
@@ -238,10 +252,20 @@ public final class SimulateCommand implements Callable<Integer> {
         double s = find(rows, PolicyBundle.KTRANSFORMERS.name(), r, "decode", 0).ms()
             / find(rows, PolicyBundle.HYBRIMOE.name(), r, "decode", 0).ms();
         sumD += s;
-        line.append(String.format(Locale.ROOT, " %9.2fx", s));
+        double op = 0;
+        for (int n : inputLengths) {
+          op += vsOracle(rows, PolicyBundle.HYBRIMOE.name(), r, "prefill", n);
+        }
+        op /= inputLengths.length;
+        double od = vsOracle(rows, PolicyBundle.HYBRIMOE.name(), r, "decode", 0);
+        sumOp += op;
+        sumOd += od;
+        line.append(String.format(Locale.ROOT, " %9.2fx %17.3f %16.3f", s, op, od));
         out.println(line);
       }
       out.printf(Locale.ROOT, "average: prefill %.2fx, decode %.2fx%n", sumP / np, sumD / cacheRatios.length);
+      out.printf(Locale.ROOT, "average HybriMoE / oracle time: prefill %.3f, decode %.3f%n", sumOp / cacheRatios.length,
+          sumOd / cacheRatios.length);
     }
     out.println();
   }
@@ -250,18 +274,28 @@ public final class SimulateCommand implements Callable<Integer> {
     if (!chosen.containsAll(PolicyBundle.ablations())) {
       return;
     }
-    out.println("== Ablation over kTransformers-like (like the paper's Table III): mean TTFT over input lengths, decode ==");
-    out.printf(Locale.ROOT, "%-6s %-24s %12s %9s %10s %9s%n", "cache", "bundle", "prefill ms", "speedup", "decode ms", "speedup");
+    out.println("== Ablation over kTransformers-like (like the paper's Table III): mean TTFT over input lengths, decode;"
+        + " p/d vs oracle = prefill/decode time over the oracle's ==");
+    out.printf(Locale.ROOT, "%-6s %-24s %12s %9s %10s %9s %11s %11s%n", "cache", "bundle", "prefill ms", "speedup", "decode ms",
+        "speedup", "p vs oracle", "d vs oracle");
     for (double r : cacheRatios) {
       double baseP = meanPrefill(rows, PolicyBundle.KTRANSFORMERS.name(), r);
       double baseD = find(rows, PolicyBundle.KTRANSFORMERS.name(), r, "decode", 0).ms();
+      double oracleP = meanPrefill(rows, PolicyBundle.ORACLE.name(), r);
+      double oracleD = find(rows, PolicyBundle.ORACLE.name(), r, "decode", 0).ms();
       for (PolicyBundle b : PolicyBundle.ablations()) {
         double p = meanPrefill(rows, b.name(), r);
         double d = find(rows, b.name(), r, "decode", 0).ms();
-        out.printf(Locale.ROOT, "%-6.2f %-24s %12.1f %8.2fx %10.2f %8.2fx%n", r, b.name(), p, baseP / p, d, baseD / d);
+        out.printf(Locale.ROOT, "%-6.2f %-24s %12.1f %8.2fx %10.2f %8.2fx %11.3f %11.3f%n", r, b.name(), p, baseP / p, d,
+            baseD / d, p / oracleP, d / oracleD);
       }
     }
     out.println();
+  }
+
+  /** A bundle's time over the oracle's in the same cell (cache ratio, phase, input length). */
+  private static double vsOracle(List<SimResult> rows, String bundle, double ratio, String phase, int n) {
+    return find(rows, bundle, ratio, phase, n).ms() / find(rows, PolicyBundle.ORACLE.name(), ratio, phase, n).ms();
   }
 
   private double meanPrefill(List<SimResult> rows, String bundle, double r) {
@@ -316,6 +350,7 @@ public final class SimulateCommand implements Callable<Integer> {
         o.put("input_length", r.inputLength());
       }
       o.put("ms", r.ms());
+      o.put("vs_oracle", vsOracle(rows, r.bundle(), r.cacheRatio(), r.phase(), r.inputLength()));
       o.put("hit_rate", r.hitRate());
       o.put("bytes_moved", r.bytesMoved());
       o.put("prefetch_used", r.prefetchUsed());
@@ -331,6 +366,26 @@ public final class SimulateCommand implements Callable<Integer> {
           acc.add(a);
         }
       }
+    }
+    if (rows.stream().anyMatch(r -> r.bundle().equals(PolicyBundle.HYBRIMOE.name()))) {
+      // HybriMoE's averages over cache ratios (prefill: over input lengths too), as the tables print them
+      ObjectNode sum = root.putObject("hybrimoe_summary");
+      double[] speed = new double[2];
+      double[] oracle = new double[2];
+      int np = 0;
+      for (double r : cacheRatios) {
+        for (int n : inputLengths) {
+          speed[0] += find(rows, PolicyBundle.KTRANSFORMERS.name(), r, "prefill", n).ms()
+              / find(rows, PolicyBundle.HYBRIMOE.name(), r, "prefill", n).ms();
+          oracle[0] += vsOracle(rows, PolicyBundle.HYBRIMOE.name(), r, "prefill", n);
+          np++;
+        }
+        speed[1] += find(rows, PolicyBundle.KTRANSFORMERS.name(), r, "decode", 0).ms()
+            / find(rows, PolicyBundle.HYBRIMOE.name(), r, "decode", 0).ms();
+        oracle[1] += vsOracle(rows, PolicyBundle.HYBRIMOE.name(), r, "decode", 0);
+      }
+      sum.putObject("speedup_over_ktransformers").put("prefill", speed[0] / np).put("decode", speed[1] / cacheRatios.length);
+      sum.putObject("vs_oracle").put("prefill", oracle[0] / np).put("decode", oracle[1] / cacheRatios.length);
     }
     ArrayNode hr = root.putArray("hit_rates");
     for (Experiment.HitRow h : hits) {

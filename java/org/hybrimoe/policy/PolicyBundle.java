@@ -20,7 +20,9 @@ public record PolicyBundle(String name, SchedulingMode mode, CacheKind cache, Pr
     MRS_GLOBAL(ExpertCache.Capacity.GLOBAL),
     LRU(ExpertCache.Capacity.PER_LAYER),
     STATIC_FREQUENCY(ExpertCache.Capacity.GLOBAL),
-    STATIC_LAYERS(ExpertCache.Capacity.GLOBAL);
+    STATIC_LAYERS(ExpertCache.Capacity.GLOBAL),
+    /** Belady's replacement over the run's known future, one pool (simulator only: the oracle). */
+    BELADY_GLOBAL(ExpertCache.Capacity.GLOBAL);
 
     public final ExpertCache.Capacity capacity;
 
@@ -35,7 +37,12 @@ public record PolicyBundle(String name, SchedulingMode mode, CacheKind cache, Pr
     /** The predicted experts of the next layer, heaviest first (AdapMoE). */
     NEXT_LAYER,
     /** Impact-driven over the look-ahead horizon (HybriMoE, section 3). */
-    IMPACT
+    IMPACT,
+    /**
+     * Impact-driven over the trace's true routing of the next layers instead of the router's
+     * predictions: a perfect look-ahead (simulator only: the oracle).
+     */
+    IMPACT_PERFECT
   }
 
   public PolicyBundle {
@@ -60,6 +67,18 @@ public record PolicyBundle(String name, SchedulingMode mode, CacheKind cache, Pr
   public static final PolicyBundle HYBRIMOE_GLOBAL =
       new PolicyBundle("hybrimoe-global", SchedulingMode.HYBRID, CacheKind.MRS_GLOBAL, PrefetchKind.IMPACT, 3, true);
 
+  /**
+   * The oracle, a reference point for HybriMoE rather than a system: every policy given what a real
+   * engine cannot know. Belady's cache over the run's future (one pool, so no per-layer split limits
+   * it), impact prefetch ranked on the true routing of the next three layers, misses computed on the
+   * CPU filled into the cache in idle link time when Belady admits them, and every layer planned by
+   * the exhaustive search over splits ({@link SchedulingMode#ORACLE}; local search above 12
+   * activated experts). Not a proven lower bound on time (each part is optimal on its own terms,
+   * not jointly), so HybriMoE can in principle come out ahead; simulate reports the ratio.
+   */
+  public static final PolicyBundle ORACLE =
+      new PolicyBundle("oracle", SchedulingMode.ORACLE, CacheKind.BELADY_GLOBAL, PrefetchKind.IMPACT_PERFECT, 3, true);
+
   /** Ablations over the kTransformers-like base: one technique switched on at a time. */
   public static final PolicyBundle ONLY_SCHEDULER =
       new PolicyBundle("ktransformers+sched", SchedulingMode.HYBRID, CacheKind.STATIC_FREQUENCY, PrefetchKind.NONE, 0, false);
@@ -78,25 +97,37 @@ public record PolicyBundle(String name, SchedulingMode mode, CacheKind cache, Pr
     return List.of(KTRANSFORMERS, ONLY_SCHEDULER, ONLY_PREFETCH, ONLY_MRS, HYBRIMOE);
   }
 
-  /** Every named bundle. */
+  /** Every named bundle an engine can run. */
   public static List<PolicyBundle> all() {
     return List.of(LLAMA_CPP, KTRANSFORMERS, GPU_ONLY, ADAPMOE, FIDDLER, HYBRIMOE, HYBRIMOE_GLOBAL, ONLY_SCHEDULER,
         ONLY_PREFETCH, ONLY_MRS);
   }
 
+  /** Every named bundle the simulator can run: {@link #all()} and the oracle. */
+  public static List<PolicyBundle> simulated() {
+    return List.of(LLAMA_CPP, KTRANSFORMERS, GPU_ONLY, ADAPMOE, FIDDLER, HYBRIMOE, HYBRIMOE_GLOBAL, ONLY_SCHEDULER,
+        ONLY_PREFETCH, ONLY_MRS, ORACLE);
+  }
+
+  /** Whether the bundle needs the future of a trace (Belady, perfect look-ahead): simulator only. */
+  public boolean simulatorOnly() {
+    return cache == CacheKind.BELADY_GLOBAL || prefetch == PrefetchKind.IMPACT_PERFECT;
+  }
+
   /**
    * A bundle by name, case-insensitive, with or without the "-like" suffix and the dot
-   * (ktransformers, llamacpp, llama.cpp-like, gpu-only, hybrimoe, ...).
+   * (ktransformers, llamacpp, llama.cpp-like, gpu-only, hybrimoe, ..., and the simulator's oracle,
+   * which an engine refuses when it builds the bundle's cache).
    */
   public static PolicyBundle byName(String name) {
     String want = shortName(name);
-    for (PolicyBundle b : all()) {
+    for (PolicyBundle b : simulated()) {
       if (shortName(b.name).equals(want)) {
         return b;
       }
     }
     throw new IllegalArgumentException("unknown bundle '" + name + "': known are "
-        + String.join(", ", all().stream().map(PolicyBundle::name).toList()));
+        + String.join(", ", simulated().stream().map(PolicyBundle::name).toList()));
   }
 
   private static String shortName(String name) {

@@ -6,6 +6,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.stream.IntStream;
 import org.hybrimoe.policy.PolicyBundle;
+import org.hybrimoe.policy.cache.BeladyCache;
 import org.hybrimoe.policy.cache.Caches;
 import org.hybrimoe.policy.cache.ExpertCache;
 import org.hybrimoe.policy.cache.MrsCache;
@@ -33,6 +34,11 @@ import org.hybrimoe.policy.sched.SlotAllocator;
  * so every bundle starts from the same GPU contents); evaluation uses tokens after it. A prompt of
  * length n is n consecutive trace tokens. The trace's routing is used as-is for the given shape:
  * experts, top-k and MoE layers must match.
+ *
+ * <p>The oracle bundle sees what no engine can: a run knows its passes in advance, so Belady's
+ * cache gets every (layer, expert)'s next use among them ({@link FutureRouting}), and its
+ * look-ahead is the trace's true routing of the next layers instead of the LookaheadOracle's
+ * modelled prediction.
  */
 public final class Simulator {
   private static final System.Logger LOG = System.getLogger(Simulator.class.getName());
@@ -102,11 +108,20 @@ public final class Simulator {
     return cost;
   }
 
-  /** A fresh cache of the bundle's kind, warm-started from the profile window. */
+  /**
+   * A fresh cache of the bundle's kind, warm-started from the profile window (Belady too: every
+   * bundle starts from the same GPU contents; a run gives Belady its future).
+   */
   public ExpertCache newCache(PolicyBundle.CacheKind kind, double ratio) {
     int L = trace.layers();
     int E = trace.experts();
-    return Caches.create(kind, L, E, ExpertCache.slotsFor(ratio, L, E), profileCounts, warmOrder);
+    int slots = ExpertCache.slotsFor(ratio, L, E);
+    if (kind == PolicyBundle.CacheKind.BELADY_GLOBAL) {
+      ExpertCache c = new BeladyCache(L, E, slots, kind.capacity);
+      c.preload(warmOrder);
+      return c;
+    }
+    return Caches.create(kind, L, E, slots, profileCounts, warmOrder);
   }
 
   /** Decode: {@code warmup} untimed tokens, then the mean over {@code tokens} single-token passes. */
@@ -116,13 +131,13 @@ public final class Simulator {
       throw new IllegalArgumentException("decode needs " + (warmup + tokens) + " tokens after the profile window, trace has "
           + (trace.tokens() - start));
     }
-    Run run = new Run(bundle, ratio, null, -1);
-    for (int t = start; t < start + warmup; t++) {
-      run.forward(t, 1);
+    Run run = new Run(bundle, ratio, null, -1, consecutive(start, warmup + tokens), 1);
+    for (int q = 0; q < warmup; q++) {
+      run.forward(q);
     }
     run.resetStats();
-    for (int t = start + warmup; t < start + warmup + tokens; t++) {
-      run.forward(t, 1);
+    for (int q = warmup; q < warmup + tokens; q++) {
+      run.forward(q);
     }
     return run.result("decode", 0, tokens);
   }
@@ -143,11 +158,15 @@ public final class Simulator {
     if (prompts < 1) {
       throw new IllegalArgumentException("prompts must be >= 1");
     }
-    Run run = new Run(bundle, ratio, timeline, recordLayers);
     long stride = prompts > 1 ? room / (prompts - 1) : 0;
+    int[] starts = new int[prompts];
+    for (int p = 0; p < prompts; p++) {
+      starts[p] = (int) (profileTokens + p * stride);
+    }
+    Run run = new Run(bundle, ratio, timeline, recordLayers, starts, length);
     for (int p = 0; p < prompts; p++) {
       run.resetClockOnly();
-      run.forward((int) (profileTokens + p * stride), length);
+      run.forward(p);
       run.recordLayers = 0;
     }
     return run.result("prefill", length, prompts);
@@ -156,21 +175,29 @@ public final class Simulator {
   /** Records the first layers of decode token number {@code index} after warmup, for the Gantt chart. */
   public List<TimelineEvent> decodeTimeline(PolicyBundle bundle, double ratio, int warmup, int layers) {
     List<TimelineEvent> events = new ArrayList<>();
-    Run run = new Run(bundle, ratio, null, -1);
-    for (int t = profileTokens; t < profileTokens + warmup; t++) {
-      run.forward(t, 1);
+    Run run = new Run(bundle, ratio, null, -1, consecutive(profileTokens, warmup + 1), 1);
+    for (int q = 0; q < warmup; q++) {
+      run.forward(q);
     }
     run.timeline = events;
     run.recordLayers = layers;
     run.timeZero = run.clock;
-    run.forward(profileTokens + warmup, 1);
+    run.forward(warmup);
     return events;
   }
 
-  /** The state of one simulated engine: cache, link, clock and counters. */
+  private static int[] consecutive(int from, int count) {
+    return IntStream.range(from, from + count).toArray();
+  }
+
+  /** The state of one simulated engine: cache, link, clock and counters, over known passes. */
   private final class Run {
     final PolicyBundle bundle;
     final ExpertCache cache;
+    final int[] starts; // first trace token of each forward pass
+    final int tokens; // tokens of every pass
+    final FutureRouting future; // Belady's view of the passes ahead, or null
+    int pass; // the pass running
     final ImpactPrefetcher prefetcher;
     final PrefetchAccuracy accuracy;
     final double[] staged; // [L*E] arrival of a staging-buffer prefetch, NaN if none
@@ -190,10 +217,22 @@ public final class Simulator {
 
     final double ratio;
 
-    Run(PolicyBundle bundle, double ratio, List<TimelineEvent> timeline, int recordLayers) {
+    Run(PolicyBundle bundle, double ratio, List<TimelineEvent> timeline, int recordLayers, int[] starts, int tokens) {
       this.bundle = bundle;
       this.ratio = ratio;
       this.cache = newCache(bundle.cache(), ratio);
+      this.starts = starts;
+      this.tokens = tokens;
+      if (cache instanceof BeladyCache belady) {
+        this.future = new FutureRouting(trace, starts, tokens);
+        for (int l = 0; l < L; l++) {
+          for (int e = 0; e < E; e++) {
+            belady.setNextUse(l, e, future.nextUseAfter(l, e, -1));
+          }
+        }
+      } else {
+        this.future = null;
+      }
       this.accuracy = new PrefetchAccuracy(Math.max(1, bundle.lookahead()));
       SchedulingMode target = bundle.mode();
       this.prefetcher = new ImpactPrefetcher(scheduler, target, maxPrefetchCandidates);
@@ -236,8 +275,11 @@ public final class Simulator {
       timeline.add(new TimelineEvent(lane, s - timeZero, e - timeZero, label, pf));
     }
 
-    /** One forward pass over tokens [t0, t0 + n) through every MoE layer. */
-    void forward(int t0, int n) {
+    /** Forward pass number q (tokens [starts[q], starts[q] + tokens)) through every MoE layer. */
+    void forward(int q) {
+      pass = q;
+      int t0 = starts[q];
+      int n = tokens;
       double passStart = clock;
       int[] ids = new int[n * K];
       int[] count = new int[E];
@@ -276,6 +318,11 @@ public final class Simulator {
             hits++;
           } else {
             ready[i] = Double.POSITIVE_INFINITY;
+          }
+        }
+        if (future != null) { // Belady: this layer's experts are next needed in a later pass
+          for (int e : experts) {
+            ((BeladyCache) cache).setNextUse(l, e, future.nextUseAfter(l, e, q));
           }
         }
         cache.setBusy(l, experts);
@@ -354,7 +401,11 @@ public final class Simulator {
         int target = l + d;
         int[] c = predCount[d - 1];
         for (int i = 0; i < n; i++) {
-          oracle.predict(t0 + i, target, d, pred);
+          if (bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT_PERFECT) {
+            trace.ids(t0 + i, target, pred, 0); // the true routing: a perfect look-ahead
+          } else {
+            oracle.predict(t0 + i, target, d, pred);
+          }
           for (int e : pred) {
             c[e]++;
           }
@@ -364,7 +415,8 @@ public final class Simulator {
             e -> cache.resident(target, e) || !Double.isNaN(staged[target * E + e]), shape.sharedExperts(), n);
       }
       List<ImpactPrefetcher.Candidate> cands;
-      if (bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT) {
+      if (bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT
+          || bundle.prefetch() == PolicyBundle.PrefetchKind.IMPACT_PERFECT) {
         cands = prefetcher.rank(reqs, accuracy);
       } else { // next layer, heaviest predicted miss first, no impact test
         cands = ImpactPrefetcher.nextLayer(reqs[0]);
@@ -404,19 +456,33 @@ public final class Simulator {
       }
     }
 
-    /** MRS's own fill: misses computed on the CPU that outscore a resident, copied while the link idles. */
+    /**
+     * The cache's own fill: misses computed on the CPU that the cache values above a resident (MRS:
+     * a higher score; Belady: a sooner next use), copied while the link idles, best first.
+     */
     private void fill(int l, int[] experts, LayerPlan plan, double moeStart, double deadline, double xfer) {
-      if (!(cache instanceof MrsCache mrs)) {
+      int[] order;
+      if (cache instanceof MrsCache mrs) {
+        order = mrs.fillOrder(l, plan);
+      } else if (future != null) {
+        order = IntStream.range(0, plan.size())
+            .filter(i -> plan.device(i) == LayerPlan.CPU && plan.expert(i) >= 0 && !cache.resident(l, plan.expert(i)))
+            .boxed()
+            .sorted(Comparator.comparingLong(i -> future.nextUseAfter(l, plan.expert(i), pass)))
+            .mapToInt(Integer::intValue)
+            .toArray();
+      } else {
         return;
       }
-      for (int i : mrs.fillOrder(l, plan)) {
+      for (int i : order) {
         int e = plan.expert(i);
         double startX = Math.max(linkBusy, moeStart);
         double arrival = startX + xfer;
         if (arrival > deadline) {
           break;
         }
-        SlotAllocator.Slot s = cache.allocate(l, e, experts, arrival, false, mrs.score(l, e));
+        double value = cache instanceof MrsCache mrs ? mrs.score(l, e) : Double.NaN; // Belady admits by next use
+        SlotAllocator.Slot s = cache.allocate(l, e, experts, arrival, false, value);
         if (s.slot() < 0) {
           continue;
         }

@@ -18,6 +18,9 @@ public final class Caches {
         return StaticCache.frequency(layers, experts, slots, counts);
       case STATIC_LAYERS:
         return StaticCache.layers(layers, experts, slots);
+      case BELADY_GLOBAL:
+        throw new IllegalArgumentException("the Belady cache needs the future routing of the run: it exists in the"
+            + " simulator only (bundle " + PolicyBundle.ORACLE.name() + ")");
       case LRU:
         c = new LruCache(layers, experts, slots, kind.capacity);
         break;

@@ -7,26 +7,47 @@ import org.hybrimoe.policy.cost.CostModel;
  * The intra-layer hybrid scheduler (ALGORITHMS.md section 2) and the baselines' splits, producing
  * a {@link LayerPlan}.
  *
- * <p>HYBRID runs the paper's event loop: resident experts queue for the GPU heaviest first, misses
- * queue for the CPU lightest first, and whenever the link is free before the CPU the heaviest miss
- * (the CPU queue's tail) is transferred if the simulated GPU finish of it, after waiting for the
- * link and the GPU's queue, beats its CPU finish at the queue's end; the first time it does not, the
- * link stops (later tails are lighter and the CPU queue only shortens, so it would not win later).
- * The resulting split is then compared under the same cost model with all-on-CPU, the static split
- * and all-on-GPU with on-demand transfers, and the best is kept, so the plan is never worse than
- * any of them (the section 2 invariant holds by construction, not by luck of the heuristic).
+ * <p>HYBRID first runs the paper's queue rules: resident experts queue for the GPU heaviest first,
+ * misses queue for the CPU lightest first, and whenever the link is free before the CPU the
+ * heaviest miss (the CPU queue's tail) is transferred if the simulated GPU finish of it, after
+ * waiting for the link and the GPU's queue, beats its CPU finish at the queue's end; the first time
+ * it does not, the link stops (later tails are lighter and the CPU queue only shortens). Light
+ * residents then move to the CPU while that helps (the GPU can be the bottleneck at high hit
+ * rates), and the split is compared under the same cost model with all-on-CPU, the static split
+ * and all-on-GPU with on-demand transfers, the best kept. That plan is then improved by local
+ * search on the same timeline (one expert to the other device, or a swap of two), a change kept
+ * only if the makespan drops, so the result is never worse than the queue rules' plan nor than any
+ * of the three splits (the section 2 invariant holds by construction). The transfer order is
+ * heaviest first, which is optimal for any set of transfers in this timeline (see SplitSearch), so
+ * the search moves experts, not positions in the link. ORACLE prices every split instead, up to
+ * {@link #EXHAUSTIVE_LIMIT} activated experts.
  *
- * <p>Stateless apart from the cost model; one instance may serve many threads.
+ * <p>Decisions price candidate splits on per-thread scratch ({@link SplitSearch}) without building
+ * timelines; the full {@link #timeline} is built once, for the plan returned. Stateless apart from
+ * the cost model and that scratch; one instance may serve many threads.
  */
 public final class HybridScheduler {
   private final CostModel cost;
+  // One search state per thread: decisions allocate nothing per candidate split.
+  private final ThreadLocal<SplitSearch> search;
 
   public HybridScheduler(CostModel cost) {
     this.cost = cost;
+    this.search = ThreadLocal.withInitial(() -> new SplitSearch(cost));
   }
 
   public CostModel cost() {
     return cost;
+  }
+
+  /** A layer's first-expert term on the GPU, as the cost model's expert times carry it. */
+  static double firstGpuMs(CostModel c) {
+    return c.gpuMs(1, true) - c.gpuMs(1, false);
+  }
+
+  /** A layer's first-expert term on the CPU. */
+  static double firstCpuMs(CostModel c) {
+    return c.cpuMs(1, true) - c.cpuMs(1, false);
   }
 
   /** A split: misses to transfer in link order, and resident experts moved to the CPU. */
@@ -74,47 +95,64 @@ public final class HybridScheduler {
 
   /** The predicted makespan of a layer under a mode, without building a plan (prefetch impact). */
   public double makespan(LayerRequest r, SchedulingMode mode) {
-    return timeline(r, decide(r, mode)).makespan;
+    SplitSearch w = search.get();
+    w.load(r, -1);
+    return w.decide(mode);
   }
 
   /** Above this many activated experts, {@link #residencyGains} keeps the base split (see there). */
   public static final int EXACT_GAIN_LIMIT = 16;
 
   /**
+   * Up to this many activated experts {@link SchedulingMode#ORACLE} prices every split (2^n of them,
+   * each in tens of nanoseconds: a fraction of a millisecond at the limit); above it, it plans as
+   * HYBRID.
+   */
+  public static final int EXHAUSTIVE_LIMIT = 12;
+
+  /**
    * For each given miss (index into r.experts), how much the layer's predicted makespan drops if
    * that expert were resident: the prefetcher's impact. Up to {@link #EXACT_GAIN_LIMIT} activated
-   * experts (decode) each case is re-planned from scratch; above it (prefill, up to 64 experts) the
-   * base split is kept and only the expert's own placement changes (it leaves the transfer list or
-   * the CPU queue and is ready on the GPU), which costs one timeline instead of a full decision and
-   * keeps a look-ahead-3 decision well under the layer time.
+   * experts (decode) each case is re-planned from scratch, once per load: misses of equal load are
+   * interchangeable but for the queue rules' tie-breaks by expert id, so they get the same impact
+   * (in a decode step every load is 1, so one re-plan serves every candidate of a layer). Above it
+   * (prefill, up to 64 experts) the base split is kept and only the expert's own placement changes
+   * (it leaves the transfer list or the CPU queue and is ready on the GPU), which prices one split
+   * instead of a full decision and keeps a look-ahead-3 decision well under the layer time.
    */
   public double[] residencyGains(LayerRequest r, SchedulingMode mode, int[] misses) {
     double[] gains = new double[misses.length];
-    int n = r.experts().length;
-    Split base = decide(r, mode);
-    double baseMs = timeline(r, base).makespan;
+    SplitSearch w = search.get();
+    w.load(r, -1);
+    double baseMs = w.decide(mode);
+    boolean exact = w.size() <= EXACT_GAIN_LIMIT;
+    boolean[] base = null;
+    if (!exact) {
+      base = new boolean[w.size()];
+      w.save(base);
+    }
+    int[] loads = r.loads();
     for (int c = 0; c < misses.length; c++) {
       int i = misses[c];
-      double[] ready = r.readyMs().clone();
-      ready[i] = 0;
-      LayerRequest with = new LayerRequest(r.layer(), r.experts(), r.loads(), ready, r.sharedExperts(), r.sharedLoad(),
-          r.linkFreeMs());
+      int same = -1;
+      for (int d = 0; exact && d < c && same < 0; d++) {
+        int j = misses[d];
+        if (loads[j] == loads[i] && !r.onGpu(i) && !r.onGpu(j)) {
+          same = d;
+        }
+      }
+      if (same >= 0) {
+        gains[c] = gains[same];
+        continue;
+      }
+      w.load(r, i);
       double ms;
-      if (n <= EXACT_GAIN_LIMIT) {
-        ms = timeline(with, decide(with, mode)).makespan;
+      if (exact) {
+        ms = w.decide(mode);
       } else {
-        int[] x = new int[base.xfers().length];
-        int k = 0;
-        for (int j : base.xfers()) {
-          if (j != i) {
-            x[k++] = j;
-          }
-        }
-        boolean[] toCpu = base.toCpu() == null ? null : base.toCpu().clone();
-        if (toCpu != null) {
-          toCpu[i] = false;
-        }
-        ms = timeline(with, new Split(Arrays.copyOf(x, k), toCpu)).makespan;
+        w.set(base);
+        w.flip[i] = false; // resident now, and on the GPU
+        ms = w.makespan();
       }
       gains[c] = baseMs - ms;
     }
@@ -131,141 +169,25 @@ public final class HybridScheduler {
     }
     double gpu = 0;
     for (int k = 0; k < r.sharedExperts(); k++) {
-      gpu += cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? cost.gpuFirst() : 0);
+      gpu += cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? firstGpuMs(cost) : 0);
     }
     return Math.max(cpu, gpu);
   }
 
-  // The split of a mode: misses to transfer (link order), every other miss on the CPU.
+  // The split of a mode: misses to transfer (link order), residents moved to the CPU.
   Split decide(LayerRequest r, SchedulingMode mode) {
-    int n = r.experts().length;
-    int[] misses = missIndices(r);
-    switch (mode) {
-      case STATIC:
-        return new Split(new int[0], null);
-      case GPU_ONLY:
-        return new Split(sortedByLoad(r, misses, false), null);
-      case FIDDLER: {
-        int[] heavyFirst = sortedByLoad(r, misses, false);
-        int cnt = 0;
-        int[] out = new int[heavyFirst.length];
-        for (int i : heavyFirst) {
-          int ld = r.loads()[i];
-          if (cost.cpuMs(ld, false) > cost.xferMs() + cost.gpuMs(ld, false)) {
-            out[cnt++] = i;
-          }
-        }
-        return new Split(Arrays.copyOf(out, cnt), null);
-      }
-      case HYBRID:
-      default: {
-        Split best = steal(r, new Split(greedy(r, misses), null));
-        double bestMs = timeline(r, best).makespan;
-        Split[] others = {
-          new Split(new int[0], null),
-          new Split(sortedByLoad(r, misses, false), null),
-          allCpu(n)
-        };
-        for (Split o : others) {
-          double ms = timeline(r, o).makespan;
-          if (ms < bestMs) {
-            bestMs = ms;
-            best = o;
-          }
-        }
-        return best;
-      }
-    }
+    SplitSearch w = search.get();
+    w.load(r, -1);
+    w.decide(mode);
+    return w.split();
   }
 
-  private static Split allCpu(int n) {
-    boolean[] all = new boolean[n];
-    Arrays.fill(all, true);
-    return new Split(new int[0], all);
-  }
-
-  /**
-   * The CPU side of "the simulation decides": where the GPU is the bottleneck (many hits, shared
-   * experts, a slow GPU per expert), the lightest resident experts move to the CPU one at a time
-   * while that shortens the simulated makespan. The paper's loop only moves work towards the GPU;
-   * with its own constants (0.5 ms per GPU expert, about 1 ms per CPU expert) a high hit rate would
-   * otherwise make the GPU the critical path.
-   */
-  private Split steal(LayerRequest r, Split split) {
-    int n = r.experts().length;
-    boolean[] inXfer = new boolean[n];
-    for (int i : split.xfers()) {
-      inXfer[i] = true;
-    }
-    int[] residentLightFirst = sortedByLoad(r, residentIndices(r), true);
-    double best = timeline(r, split).makespan;
-    boolean[] toCpu = null;
-    for (int i : residentLightFirst) {
-      boolean[] trial = toCpu == null ? new boolean[n] : toCpu.clone();
-      trial[i] = true;
-      Split s = new Split(split.xfers(), trial);
-      double ms = timeline(r, s).makespan;
-      if (ms < best) {
-        best = ms;
-        toCpu = trial;
-      } else {
-        break;
-      }
-    }
-    return toCpu == null ? split : new Split(split.xfers(), toCpu);
-  }
-
-  private static int[] residentIndices(LayerRequest r) {
-    int n = r.experts().length;
-    int c = 0;
-    for (int i = 0; i < n; i++) {
-      if (r.onGpu(i)) {
-        c++;
-      }
-    }
-    int[] out = new int[c];
-    for (int i = 0, k = 0; i < n; i++) {
-      if (r.onGpu(i)) {
-        out[k++] = i;
-      }
-    }
-    return out;
-  }
-
-  private int[] greedy(LayerRequest r, int[] misses) {
-    int[] cpuQ = sortedByLoad(r, misses, true); // head = lightest, tail = heaviest
-    int head = 0;
-    int tail = cpuQ.length; // exclusive
-    int[] xfers = new int[cpuQ.length];
-    int nx = 0;
-    double cpuT = 0;
-    boolean cpuFirst = true;
-    double linkT = r.linkFreeMs();
-    double xfer = cost.xferMs();
-    boolean linkActive = true;
-    while (head < tail) {
-      if (linkActive && linkT <= cpuT) {
-        int cand = cpuQ[tail - 1];
-        double cpuFinish = cpuT;
-        for (int q = head; q < tail; q++) {
-          cpuFinish += cost.cpuMs(r.loads()[cpuQ[q]], cpuFirst && q == head);
-        }
-        xfers[nx] = cand;
-        Timeline tl = timeline(r, new Split(Arrays.copyOf(xfers, nx + 1), null));
-        if (tl.end[cand] < cpuFinish) {
-          nx++;
-          tail--;
-          linkT += xfer;
-        } else {
-          linkActive = false;
-        }
-      } else {
-        cpuT += cost.cpuMs(r.loads()[cpuQ[head]], cpuFirst);
-        cpuFirst = false;
-        head++;
-      }
-    }
-    return Arrays.copyOf(xfers, nx);
+  /** The queue rules' split alone, before local search (tests measure what the search adds). */
+  Split queueRules(LayerRequest r) {
+    SplitSearch w = search.get();
+    w.load(r, -1);
+    w.queueRules();
+    return w.split();
   }
 
   /** Load orders of a request, computed once per request and reused by every timeline of it. */
@@ -342,6 +264,7 @@ public final class HybridScheduler {
       ready[i] = link;
     }
     double makespan = 0;
+    double gpuFirst = firstGpuMs(cost);
     // CPU: lightest first, one after another from the block's start.
     int cpuCount = 0;
     for (int i = 0; i < n; i++) {
@@ -413,7 +336,7 @@ public final class HybridScheduler {
       done[pick] = true;
       int i = gpu[pick];
       tl.start[i] = t;
-      t += i < n ? cost.gpuMs(r.loads()[i], k == 0) : cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? cost.gpuFirst() : 0);
+      t += i < n ? cost.gpuMs(r.loads()[i], k == 0) : cost.sharedGpuMs(r.sharedLoad()) + (k == 0 ? gpuFirst : 0);
       tl.end[i] = t;
       tl.order[i] = k;
     }
@@ -436,23 +359,6 @@ public final class HybridScheduler {
     }
     tl.makespan = Math.max(makespan, t);
     return tl;
-  }
-
-  private static int[] missIndices(LayerRequest r) {
-    int n = r.experts().length;
-    int c = 0;
-    for (int i = 0; i < n; i++) {
-      if (!r.onGpu(i)) {
-        c++;
-      }
-    }
-    int[] out = new int[c];
-    for (int i = 0, k = 0; i < n; i++) {
-      if (!r.onGpu(i)) {
-        out[k++] = i;
-      }
-    }
-    return out;
   }
 
   private static int[] allIndices(int n) {

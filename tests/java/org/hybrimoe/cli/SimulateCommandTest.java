@@ -39,13 +39,27 @@ class SimulateCommandTest {
     assertTrue(r.out().contains("HybriMoE speedup over kTransformers-like"), r.out());
     assertTrue(r.out().contains("Ablation"), r.out());
     assertTrue(r.out().contains("Belady"), r.out());
+    assertTrue(r.out().contains("hybrimoe / oracle"), r.out());
+    assertTrue(r.out().contains("average HybriMoE / oracle time: prefill"), r.out());
     JsonNode root = new ObjectMapper().readTree(json.toFile());
     JsonNode first = root.get("results").get(0);
-    for (String k : new String[] {"bundle", "cache_ratio", "phase", "input_length", "ms", "hit_rate", "bytes_moved"}) {
+    for (String k : new String[] {"bundle", "cache_ratio", "phase", "input_length", "ms", "vs_oracle", "hit_rate",
+        "bytes_moved"}) {
       assertTrue(first.has(k), "missing " + k);
     }
-    // 10 bundles (gpu-only among them) x 2 ratios x (2 prefill + 1 decode)
-    assertEquals(10 * 2 * 3, root.get("results").size());
+    // 10 engine bundles (gpu-only among them) and the oracle x 2 ratios x (2 prefill + 1 decode)
+    assertEquals(11 * 2 * 3, root.get("results").size());
+    for (JsonNode row : root.get("results")) {
+      double vs = row.get("vs_oracle").asDouble();
+      if (row.get("bundle").asText().equals("oracle")) {
+        assertEquals(1.0, vs, 1e-12);
+      } else {
+        assertTrue(vs > 0 && Double.isFinite(vs), row.toString());
+      }
+    }
+    JsonNode summary = root.get("hybrimoe_summary");
+    assertTrue(summary.get("vs_oracle").get("decode").asDouble() > 0, summary.toString());
+    assertTrue(summary.get("speedup_over_ktransformers").get("prefill").asDouble() > 0, summary.toString());
     assertTrue(root.get("hit_rates").get(0).has("policy"));
     assertTrue(Files.readString(svg).contains("<svg"));
     assertTrue(Files.exists(dir.resolve("g-prefill.svg")));
@@ -60,6 +74,7 @@ class SimulateCommandTest {
     assertEquals(0, r.code(), r.err());
     assertTrue(r.out().contains("defaults fitted to the trace's"), r.out());
     assertTrue(r.out().contains("HybriMoE speedup over kTransformers-like"), r.out());
+    assertTrue(r.out().contains("hybrimoe / oracle"), r.out()); // the oracle runs whatever --bundles says
     r = run("simulate", "--trace", trace.toString(), "--model-shape", "mixtral-8x7b", "--profile-tokens", "100000");
     assertEquals(1, r.code());
     assertTrue(r.err().contains("--profile-tokens 100000"), r.err());

@@ -26,7 +26,7 @@ class SimulatorTest {
   void decodeAccountsTimeBytesAndBusyConsistently() throws IOException {
     Simulator sim = synthetic();
     CostModel c = sim.cost();
-    for (PolicyBundle b : PolicyBundle.all()) {
+    for (PolicyBundle b : PolicyBundle.simulated()) {
       SimResult r = sim.decode(b, 0.25, 20, 200);
       String w = b.name();
       assertTrue(r.ms() > 0 && r.hitRate() >= 0 && r.hitRate() <= 1, w);
@@ -80,6 +80,54 @@ class SimulatorTest {
     Simulator sim = synthetic();
     assertThrows(IllegalArgumentException.class, () -> sim.prefill(PolicyBundle.HYBRIMOE, 0.5, 5000, 1));
     assertThrows(IllegalArgumentException.class, () -> sim.decode(PolicyBundle.HYBRIMOE, 1.5, 0, 10));
+  }
+
+  @Test
+  void oracleSeesTheFutureAndOnlyTheSimulatorRunsIt() throws IOException {
+    Simulator sim = synthetic();
+    for (double ratio : new double[] {0.25, 0.5}) {
+      SimResult hy = sim.decode(PolicyBundle.HYBRIMOE, ratio, 20, 200);
+      SimResult or = sim.decode(PolicyBundle.ORACLE, ratio, 20, 200);
+      assertTrue(or.ms() < hy.ms(), "ratio " + ratio + ": oracle " + or.ms() + " vs HybriMoE " + hy.ms());
+      assertTrue(or.hitRate() > hy.hitRate(), "Belady and a perfect look-ahead: " + or.hitRate() + " vs " + hy.hitRate());
+      for (double a : or.accuracy()) {
+        assertEquals(1.0, a, 0.0, "the look-ahead is the true routing");
+      }
+      SimResult hp = sim.prefill(PolicyBundle.HYBRIMOE, ratio, 128, 2);
+      SimResult op = sim.prefill(PolicyBundle.ORACLE, ratio, 128, 2);
+      assertTrue(op.ms() > 0 && op.ms() < 1.5 * hp.ms(), "prefill: oracle " + op.ms() + " vs HybriMoE " + hp.ms());
+    }
+    assertTrue(PolicyBundle.ORACLE.simulatorOnly() && !PolicyBundle.all().contains(PolicyBundle.ORACLE));
+    assertEquals(PolicyBundle.ORACLE, PolicyBundle.byName("Oracle"));
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> org.hybrimoe.policy.cache.Caches.create(PolicyBundle.CacheKind.BELADY_GLOBAL, 6, 32, 10, new long[6 * 32],
+            new int[0]));
+    assertTrue(e.getMessage().contains("simulator only"), e.getMessage());
+  }
+
+  @Test
+  void futureRoutingNamesEachKeysNextPass() {
+    Trace t = new SyntheticTraceGenerator().shape(16, 2, 3).tokens(400).seed(4).generate();
+    int[] starts = {10, 50, 51, 200, 300};
+    int tokens = 3;
+    FutureRouting f = new FutureRouting(t, starts, tokens);
+    for (int pass = -1; pass < starts.length; pass++) {
+      for (int l = 0; l < 3; l++) {
+        for (int e = 0; e < 16; e++) {
+          long want = Long.MAX_VALUE;
+          for (int q = starts.length - 1; q > pass; q--) {
+            for (int tok = starts[q]; tok < starts[q] + tokens; tok++) {
+              for (int k = 0; k < 2; k++) {
+                if (t.id(tok, l, k) == e) {
+                  want = (long) q * 3 + l;
+                }
+              }
+            }
+          }
+          assertEquals(want, f.nextUseAfter(l, e, pass), "pass " + pass + " layer " + l + " expert " + e);
+        }
+      }
+    }
   }
 
   /** The acceptance check on the real trace, paper profile, deepseek-v2-lite shape. */

@@ -3,11 +3,15 @@ package org.hybrimoe.policy.sched;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.SplittableRandom;
 import org.hybrimoe.policy.cost.CostModel;
+import org.hybrimoe.policy.cost.HardwareProfile;
+import org.hybrimoe.policy.cost.ModelShape;
 import org.junit.jupiter.api.Test;
 
 class HybridSchedulerTest {
@@ -157,7 +161,9 @@ class HybridSchedulerTest {
         if (mode == SchedulingMode.STATIC) {
           assertEquals(0, p.transfers(), where);
         }
-        if (mode == SchedulingMode.HYBRID) {
+        if (mode == SchedulingMode.HYBRID || mode == SchedulingMode.ORACLE) {
+          double queue = s.timeline(q, s.queueRules(q)).makespan;
+          assertTrue(p.makespan() <= queue + EPS, where + ": worse than the queue rules' plan " + p.makespan() + " > " + queue);
           assertTrue(p.makespan() <= allCpu(c, q) + EPS, where + ": worse than all-on-CPU");
           assertTrue(p.makespan() <= allGpu(c, q) + EPS, where + ": worse than all-on-GPU with on-demand transfers "
               + p.makespan() + " > " + allGpu(c, q));
@@ -166,6 +172,342 @@ class HybridSchedulerTest {
         }
       }
     }
+  }
+
+  // --- the fast pricing against the reference timeline -------------------------------------------
+
+  // Misses heaviest first, ties by expert id: the link order the scheduler uses.
+  private static int[] heaviestFirst(LayerRequest q, List<Integer> idx) {
+    return idx.stream().sorted((a, b) -> q.loads()[b] != q.loads()[a] ? q.loads()[b] - q.loads()[a]
+        : q.experts()[a] - q.experts()[b]).mapToInt(Integer::intValue).toArray();
+  }
+
+  // The split a bit mask names: bit i of a miss transfers it, bit i of a resident moves it to the CPU.
+  private static HybridScheduler.Split splitOf(LayerRequest q, long mask) {
+    int n = q.experts().length;
+    List<Integer> x = new ArrayList<>();
+    boolean[] toCpu = new boolean[n];
+    for (int i = 0; i < n; i++) {
+      if ((mask >>> i & 1) != 0) {
+        if (q.onGpu(i)) {
+          toCpu[i] = true;
+        } else {
+          x.add(i);
+        }
+      }
+    }
+    return new HybridScheduler.Split(heaviestFirst(q, x), toCpu);
+  }
+
+  @Test
+  void fastPricingEqualsTheReferenceTimelineOnEverySplit() {
+    SplittableRandom r = new SplittableRandom(77);
+    for (int trial = 0; trial < 300; trial++) {
+      CostModel c = randomCost(r);
+      LayerRequest q = randomRequest(r);
+      HybridScheduler s = new HybridScheduler(c);
+      SplitSearch w = new SplitSearch(c);
+      w.load(q, -1);
+      int n = q.experts().length;
+      for (int k = 0; k < 20; k++) {
+        long mask = r.nextLong();
+        for (int i = 0; i < n; i++) {
+          w.flip[i] = (mask >>> (i % 64) & 1) != 0;
+        }
+        double fast = w.makespan();
+        double ref = s.timeline(q, w.split()).makespan;
+        assertEquals(ref, fast, 1e-9 * Math.max(1, ref), "trial " + trial);
+      }
+    }
+  }
+
+  @Test
+  void noLinkOrderBeatsHeaviestFirst() {
+    // Why the search moves experts and never reorders the link (SplitSearch's class comment): for
+    // every set of transfers, every permutation of it is priced on the reference timeline.
+    SplittableRandom r = new SplittableRandom(31);
+    int orders = 0;
+    for (int trial = 0; trial < 200; trial++) {
+      LayerRequest q = smallLayer(r, 4 + r.nextInt(4), r.nextBoolean());
+      CostModel c = trial % 2 == 0 ? paperA6000() : authorsConstants();
+      HybridScheduler s = new HybridScheduler(c);
+      int n = q.experts().length;
+      for (long mask = 0; mask < 1L << n; mask += 1 + r.nextInt(3)) {
+        HybridScheduler.Split split = splitOf(q, mask);
+        double heavy = s.timeline(q, split).makespan;
+        for (int[] perm : permutations(split.xfers())) {
+          double ms = s.timeline(q, new HybridScheduler.Split(perm, split.toCpu())).makespan;
+          assertTrue(ms >= heavy - 1e-9, "trial " + trial + ": order " + Arrays.toString(perm) + " gives " + ms
+              + " < heaviest first " + heavy);
+          orders++;
+        }
+      }
+    }
+    assertTrue(orders > 10_000, "orders priced: " + orders);
+  }
+
+  private static List<int[]> permutations(int[] a) {
+    List<int[]> out = new ArrayList<>();
+    permute(a.clone(), 0, out);
+    return out;
+  }
+
+  private static void permute(int[] a, int k, List<int[]> out) {
+    if (k == a.length) {
+      out.add(a.clone());
+      return;
+    }
+    for (int i = k; i < a.length; i++) {
+      int t = a[k];
+      a[k] = a[i];
+      a[i] = t;
+      permute(a, k + 1, out);
+      a[i] = a[k];
+      a[k] = t;
+    }
+  }
+
+  // The paper's loop as first written, on full reference timelines: the queue rules must not change.
+  private static HybridScheduler.Split referenceQueueRules(HybridScheduler s, CostModel c, LayerRequest q) {
+    int n = q.experts().length;
+    List<Integer> missList = new ArrayList<>();
+    List<Integer> resList = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      (q.onGpu(i) ? resList : missList).add(i);
+    }
+    int[] heavy = heaviestFirst(q, missList);
+    int[] cpuQ = new int[heavy.length]; // lightest first, ties by expert id
+    Integer[] boxed = missList.toArray(new Integer[0]);
+    Arrays.sort(boxed, (a, b) -> q.loads()[a] != q.loads()[b] ? q.loads()[a] - q.loads()[b] : q.experts()[a] - q.experts()[b]);
+    for (int k = 0; k < boxed.length; k++) {
+      cpuQ[k] = boxed[k];
+    }
+    int head = 0;
+    int tail = cpuQ.length;
+    List<Integer> xfers = new ArrayList<>();
+    double cpuT = 0;
+    boolean first = true;
+    double linkT = q.linkFreeMs();
+    while (head < tail) {
+      if (linkT <= cpuT) {
+        int cand = cpuQ[tail - 1];
+        double cpuFinish = cpuT;
+        for (int k = head; k < tail; k++) {
+          cpuFinish += c.cpuMs(q.loads()[cpuQ[k]], first && k == head);
+        }
+        xfers.add(cand);
+        HybridScheduler.Timeline tl = s.timeline(q, new HybridScheduler.Split(xfers.stream().mapToInt(Integer::intValue).toArray(), null));
+        if (tl.end[cand] < cpuFinish) {
+          tail--;
+          linkT += c.xferMs();
+        } else {
+          xfers.remove(xfers.size() - 1);
+          break;
+        }
+      } else {
+        cpuT += c.cpuMs(q.loads()[cpuQ[head]], first);
+        first = false;
+        head++;
+      }
+    }
+    int[] x = xfers.stream().mapToInt(Integer::intValue).toArray();
+    HybridScheduler.Split best = new HybridScheduler.Split(x, null);
+    double bestMs = s.timeline(q, best).makespan;
+    Integer[] res = resList.toArray(new Integer[0]);
+    Arrays.sort(res, (a, b) -> q.loads()[a] != q.loads()[b] ? q.loads()[a] - q.loads()[b] : q.experts()[a] - q.experts()[b]);
+    boolean[] toCpu = new boolean[n];
+    for (int i : res) {
+      toCpu[i] = true;
+      double ms = s.timeline(q, new HybridScheduler.Split(x, toCpu.clone())).makespan;
+      if (ms < bestMs * (1 - 1e-12)) {
+        bestMs = ms;
+        best = new HybridScheduler.Split(x, toCpu.clone());
+      } else {
+        break;
+      }
+    }
+    boolean[] allCpu = new boolean[n];
+    Arrays.fill(allCpu, true);
+    for (HybridScheduler.Split o : new HybridScheduler.Split[] {new HybridScheduler.Split(new int[0], null),
+        new HybridScheduler.Split(heavy, null), new HybridScheduler.Split(new int[0], allCpu)}) {
+      double ms = s.timeline(q, o).makespan;
+      if (ms < bestMs * (1 - 1e-12)) {
+        bestMs = ms;
+        best = o;
+      }
+    }
+    return best;
+  }
+
+  @Test
+  void queueRulesAreThePaperLoop() {
+    SplittableRandom r = new SplittableRandom(404);
+    int sameSplit = 0;
+    int trials = 600;
+    for (int trial = 0; trial < trials; trial++) {
+      CostModel c = trial % 3 == 0 ? randomCost(r) : trial % 3 == 1 ? paperA6000() : authorsConstants();
+      LayerRequest q = trial % 2 == 0 ? randomRequest(r) : smallLayer(r, 4 + r.nextInt(7), r.nextBoolean());
+      HybridScheduler s = new HybridScheduler(c);
+      HybridScheduler.Split fast = s.queueRules(q);
+      HybridScheduler.Split ref = referenceQueueRules(s, c, q);
+      double a = s.timeline(q, fast).makespan;
+      double b = s.timeline(q, ref).makespan;
+      assertEquals(b, a, 1e-9 * Math.max(1, b), "trial " + trial);
+      if (sameSet(fast.xfers(), ref.xfers()) && Arrays.equals(cpuFlags(fast, q), cpuFlags(ref, q))) {
+        sameSplit++;
+      }
+    }
+    System.out.printf(Locale.ROOT, "queue rules: %d of %d layers give the reference loop's very split%n", sameSplit, trials);
+    assertTrue(sameSplit >= trials * 0.95, sameSplit + " of " + trials);
+  }
+
+  private static boolean sameSet(int[] a, int[] b) {
+    int[] x = a.clone();
+    int[] y = b.clone();
+    Arrays.sort(x);
+    Arrays.sort(y);
+    return Arrays.equals(x, y);
+  }
+
+  private static boolean[] cpuFlags(HybridScheduler.Split s, LayerRequest q) {
+    return s.toCpu() == null ? new boolean[q.experts().length] : s.toCpu();
+  }
+
+  // --- local search against the exhaustive oracle --------------------------------------------------
+
+  private static CostModel paperA6000() {
+    try {
+      return HardwareProfile.load("paper-a6000").costModel(ModelShape.DEEPSEEK_V2_LITE);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  private static CostModel authorsConstants() {
+    try {
+      return HardwareProfile.load("paper-authors-constants").costModel(ModelShape.DEEPSEEK_V2_LITE);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /**
+   * A layer of n activated experts: prefill-like loads (1..200 tokens each) or decode-like ones (a
+   * batch of 1..4 tokens); each expert resident (40%), in flight (20%, landing within two copy
+   * times) or missing; 0..2 shared experts; the link sometimes still busy with earlier copies.
+   */
+  private static LayerRequest smallLayer(SplittableRandom r, int n, boolean prefill) {
+    int[] ex = new int[n];
+    int[] ld = new int[n];
+    double[] rd = new double[n];
+    int batch = prefill ? 200 : 1 + r.nextInt(4);
+    for (int i = 0; i < n; i++) {
+      ex[i] = i * 3 + r.nextInt(3);
+      ld[i] = 1 + r.nextInt(batch);
+      double u = r.nextDouble();
+      rd[i] = u < 0.4 ? 0 : u < 0.6 ? r.nextDouble(0, 0.4) : Double.POSITIVE_INFINITY;
+    }
+    int shared = r.nextInt(3);
+    return new LayerRequest(0, ex, ld, rd, shared, Math.max(batch, 1), r.nextInt(3) == 0 ? r.nextDouble(0, 0.4) : 0);
+  }
+
+  private static double exhaustiveOptimum(HybridScheduler s, LayerRequest q) {
+    double best = Double.POSITIVE_INFINITY;
+    for (long mask = 0; mask < 1L << q.experts().length; mask++) {
+      best = Math.min(best, s.timeline(q, splitOf(q, mask)).makespan);
+    }
+    return best;
+  }
+
+  /** Per cost model and load kind: how far the queue rules and the local search are from the optimum. */
+  private static final class Gap {
+    int layers;
+    int queueAbove;
+    int searchAbove;
+    double queueWorst = 1;
+    double searchWorst = 1;
+    double queueSum;
+    double searchSum;
+
+    void add(double queue, double search, double opt) {
+      layers++;
+      double qr = queue / opt;
+      double sr = search / opt;
+      queueAbove += qr > 1 + 1e-9 ? 1 : 0;
+      searchAbove += sr > 1 + 1e-9 ? 1 : 0;
+      queueWorst = Math.max(queueWorst, qr);
+      searchWorst = Math.max(searchWorst, sr);
+      queueSum += qr;
+      searchSum += sr;
+    }
+  }
+
+  @Test
+  void localSearchAgainstTheExhaustiveOracle() {
+    SplittableRandom r = new SplittableRandom(2025);
+    String[] names = {"paper-a6000", "paper-authors-constants"};
+    CostModel[] models = {paperA6000(), authorsConstants()};
+    Gap all = new Gap();
+    for (int m = 0; m < models.length; m++) {
+      HybridScheduler s = new HybridScheduler(models[m]);
+      for (boolean prefill : new boolean[] {true, false}) {
+        Gap gap = new Gap();
+        for (int trial = 0; trial < 250; trial++) {
+          LayerRequest q = smallLayer(r, 4 + r.nextInt(7), prefill);
+          String where = names[m] + (prefill ? " prefill" : " decode") + " trial " + trial;
+          double opt = exhaustiveOptimum(s, q);
+          double queue = s.timeline(q, s.queueRules(q)).makespan;
+          LayerPlan p = s.plan(q, SchedulingMode.HYBRID, (l, e, nd) -> SlotAllocator.STAGING);
+          double search = s.timeline(q, s.decide(q, SchedulingMode.HYBRID)).makespan;
+          assertEquals(search, p.makespan(), 1e-5 * search, where); // the plan's makespan is a float
+          assertTrue(search <= queue * (1 + 1e-12), where + ": local search " + search + " worse than the queue rules " + queue);
+          assertTrue(search >= opt * (1 - 1e-9), where + ": below the exhaustive optimum " + opt);
+          double oracle = s.timeline(q, s.decide(q, SchedulingMode.ORACLE)).makespan;
+          assertEquals(opt, oracle, 1e-9 * opt, where + ": ORACLE mode is the exhaustive optimum");
+          gap.add(queue, search, opt);
+          all.add(queue, search, opt);
+        }
+        System.out.printf(Locale.ROOT, "%-24s %-7s: %d layers; above the optimum: queue rules %d (worst %.4f, mean %.5f),"
+            + " with local search %d (worst %.4f, mean %.5f)%n", names[m], prefill ? "prefill" : "decode", gap.layers,
+            gap.queueAbove, gap.queueWorst, gap.queueSum / gap.layers, gap.searchAbove, gap.searchWorst,
+            gap.searchSum / gap.layers);
+      }
+    }
+    // Bounds from the measured 1000 layers, with margin. Measured (seed 2025): with local search only
+    // 5 layers stay above the optimum, all under the authors' constants with prefill loads (worst
+    // 1.116: the optimum moves three experts at once, e.g. two light residents to the CPU and a miss
+    // onto the link, which no single move or swap improves on); mean ratio 1.0005 over all layers.
+    // The queue rules alone: 309 layers above, worst 2.51, mean 1.034.
+    assertTrue(all.searchWorst <= SEARCH_WORST, "worst ratio to the optimum " + all.searchWorst);
+    assertTrue(all.searchSum / all.layers <= SEARCH_MEAN, "mean ratio to the optimum " + all.searchSum / all.layers);
+    assertTrue(all.searchAbove < all.queueAbove, "local search fixes some of the queue rules' misses: "
+        + all.searchAbove + " vs " + all.queueAbove);
+  }
+
+  private static final double SEARCH_WORST = 1.15;
+  private static final double SEARCH_MEAN = 1.005;
+
+  @Test
+  void equalLoadMissesShareOneImpactThatReplanningConfirms() {
+    // residencyGains re-plans once per load; re-planning each miss on its own must give the same.
+    SplittableRandom r = new SplittableRandom(12);
+    int compared = 0;
+    for (int trial = 0; trial < 300; trial++) {
+      CostModel c = trial % 3 == 0 ? randomCost(r) : trial % 3 == 1 ? paperA6000() : authorsConstants();
+      LayerRequest q = smallLayer(r, 4 + r.nextInt(9), false);
+      HybridScheduler s = new HybridScheduler(c);
+      int[] misses = java.util.stream.IntStream.range(0, q.experts().length).filter(i -> !q.onGpu(i)).toArray();
+      for (SchedulingMode mode : new SchedulingMode[] {SchedulingMode.HYBRID, SchedulingMode.ORACLE}) {
+        double[] all = s.residencyGains(q, mode, misses);
+        for (int k = 0; k < misses.length; k++) {
+          double alone = s.residencyGains(q, mode, new int[] {misses[k]})[0];
+          assertEquals(alone, all[k], 1e-9, "trial " + trial + " " + mode + " miss " + misses[k]);
+          assertTrue(all[k] >= -1e-9, "a resident expert never slows its layer down");
+          compared++;
+        }
+      }
+    }
+    assertTrue(compared > 1000, "compared " + compared);
   }
 
   private static int indexOf(int[] a, int v) {
