@@ -228,6 +228,27 @@ final class SplitSearch {
     }
     cpuEnd = c + any * cpuFirst;
     gpuEnd = gpuEndOfSplit();
+    if (cost.sharesHost()) { // the same stalls as HybridScheduler.timeline (shared-host devices)
+      double gpuBusy = shared * sharedMs;
+      int moved = 0;
+      int onGpu = shared;
+      for (int i = 0; i < n; i++) {
+        boolean gpu = miss[i] == flip[i];
+        if (gpu) {
+          gpuBusy += gpuMs[i];
+          onGpu++;
+          moved += miss[i] ? 1 : 0;
+        }
+      }
+      gpuBusy += onGpu > 0 ? gpuFirst : 0;
+      double linkBusy = moved * xfer;
+      if (any > 0) {
+        cpuEnd += cost.cpuStallMs(Math.min(gpuBusy, cpuEnd), Math.min(linkBusy, cpuEnd));
+      }
+      if (onGpu > 0) {
+        gpuEnd += cost.gpuStallMs(Math.min(linkBusy, gpuBusy));
+      }
+    }
     ms = Math.max(cpuEnd, gpuEnd);
     return ms;
   }
