@@ -92,6 +92,10 @@ public final class SimulateCommand implements Callable<Integer> {
       description = "modelled router look-ahead accuracy at distance 1,2,3 for traces without predictions")
   double[] lookaheadAccuracy;
 
+  @Option(names = "--mrs-variants", description = "also compare MRS variants (alpha 0.1-0.9, top-P 1-4 x top-k, "
+      + "per layer and global) with LRU on the hit-rate tokens")
+  boolean mrsVariants;
+
   @Option(names = "--seed", defaultValue = "1", description = "seed for modelled predictions and synthetic traces")
   long seed;
 
@@ -166,6 +170,12 @@ public final class SimulateCommand implements Callable<Integer> {
     printAblation(out, rows, chosen);
     List<Experiment.HitRow> hits = exp.hitRates(cacheRatios, hitRateTokens);
     printHits(out, hits);
+    if (mrsVariants) {
+      out.printf(Locale.ROOT, "%n== MRS variants against LRU over the same %d tokens (alpha: score decay; P: top-P kept) ==%n",
+          hitRateTokens);
+      printHitTable(out, exp.mrsVariants(cacheRatios, hitRateTokens, new double[] {0.1, 0.3, 0.5, 0.7, 0.9},
+          new int[] {1, 2, 4}));
+    }
     if (json != null) {
       writeJson(shape, hw, rows, hits);
       out.println("wrote " + json);
@@ -308,19 +318,23 @@ public final class SimulateCommand implements Callable<Integer> {
 
   private void printHits(PrintWriter out, List<Experiment.HitRow> hits) {
     out.printf(Locale.ROOT, "== Cache hit rate over %d decode-order tokens (MRS against LRU, LFU, static and Belady) ==%n", hitRateTokens);
+    printHitTable(out, hits);
+  }
+
+  private void printHitTable(PrintWriter out, List<Experiment.HitRow> hits) {
     List<String> policies = new ArrayList<>();
     for (Experiment.HitRow h : hits) {
       if (!policies.contains(h.policy())) {
         policies.add(h.policy());
       }
     }
-    StringBuilder hdr = new StringBuilder(String.format(Locale.ROOT, "%-18s", "policy"));
+    StringBuilder hdr = new StringBuilder(String.format(Locale.ROOT, "%-22s", "policy"));
     for (double r : cacheRatios) {
       hdr.append(String.format(Locale.ROOT, " %8.2f", r));
     }
     out.println(hdr);
     for (String p : policies) {
-      StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-18s", p));
+      StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "%-22s", p));
       for (double r : cacheRatios) {
         for (Experiment.HitRow h : hits) {
           if (h.policy().equals(p) && h.cacheRatio() == r) {

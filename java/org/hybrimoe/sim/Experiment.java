@@ -76,6 +76,35 @@ public final class Experiment {
     return out;
   }
 
+  /**
+   * MRS variants against LRU, per layer and global, over the same tokens as {@link #hitRates}: the
+   * decay alpha of the score average and the top-P entries each token keeps (P in multiples of
+   * top-k), labelled "MRS a=ALPHA P=Pxk" ("-global" for the one pool). What chooses the default.
+   */
+  public List<HitRow> mrsVariants(double[] ratios, int tokens, double[] alphas, int[] pTimesK) {
+    int from = sim.profileTokens();
+    int to = Math.min(trace.tokens(), from + tokens);
+    int L = trace.layers();
+    int E = trace.experts();
+    int K = trace.topK();
+    List<HitRow> out = new ArrayList<>();
+    for (double r : ratios) {
+      int slots = ExpertCache.slotsFor(r, L, E);
+      for (ExpertCache.Capacity c : ExpertCache.Capacity.values()) {
+        String pool = c == ExpertCache.Capacity.GLOBAL ? "-global" : "";
+        out.add(new HitRow("LRU" + pool, r, HitRateSimulator.run(trace, warm(new LruCache(L, E, slots, c)), from, to)));
+        for (double a : alphas) {
+          for (int p : pTimesK) {
+            MrsCache m = new MrsCache(L, E, slots, c, a, Math.min(E, p * K));
+            out.add(new HitRow(String.format(java.util.Locale.ROOT, "MRS a=%.2f P=%dk%s", a, p, pool), r,
+                HitRateSimulator.run(trace, warm(m), from, to)));
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   private ExpertCache warm(ExpertCache c) {
     c.preload(sim.warmOrder());
     return c;

@@ -53,7 +53,7 @@ public final class HitRateSimulator {
     for (int t = from; t < to; t++) {
       for (int l = 0; l < L; l++) {
         trace.ids(t, l, ids, 0);
-        cache.observe(l, ids, 1, K, trace.hasScores() ? scores(trace, t, l) : null);
+        cache.observe(l, ids, 1, K, trace.hasScores() || trace.hasWeights() ? scores(trace, t, l) : null);
         for (int k = 0; k < K; k++) {
           int e = ids[k];
           boolean hit = cache.resident(l, e);

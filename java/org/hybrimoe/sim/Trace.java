@@ -170,8 +170,9 @@ public final class Trace {
   }
 
   /**
-   * The routing probability of expert e at (t, l); where the trace has no scores, 1/topK on the
-   * chosen experts and 0 elsewhere (the approximation MRS uses on ids-only traces).
+   * The routing probability of expert e at (t, l); where the trace has no scores, the chosen
+   * experts' routing weights (a trace with real gate weights, such as the Mixtral one), else 1/topK
+   * on the chosen experts, and 0 elsewhere (the approximations MRS uses on traces without scores).
    */
   public float score(int t, int l, int e) {
     if (scores != null) {
@@ -182,7 +183,7 @@ public final class Trace {
       int i = base + k;
       int id = idBytes == 1 ? ids.get(i) & 0xff : ids.getShort(2 * i) & 0xffff;
       if (id == e) {
-        return 1f / topK;
+        return weights != null ? weights.getFloat(4 * i) : 1f / topK;
       }
     }
     return 0f;

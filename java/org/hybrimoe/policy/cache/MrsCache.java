@@ -59,11 +59,20 @@ public final class MrsCache extends ExpertCache {
         }
       } else {
         System.arraycopy(scores, t * experts, row, 0, experts);
-        // keep the top-P entries of this token: threshold = P-th largest value
+        // keep the top-P entries of this token: those above the P-th largest value, then ties at
+        // it while fewer than P are kept (a tie at 0 adds nothing). Counting the entries in index
+        // order instead would drop high-numbered experts whenever ties at the threshold, such as
+        // the zeros of a token with fewer than P nonzero scores, come first.
         float thr = kthLargest(row.clone(), Math.min(p, experts));
         int kept = 0;
-        for (int e = 0; e < experts && kept < p; e++) {
-          if (row[e] >= thr) {
+        for (int e = 0; e < experts; e++) {
+          if (row[e] > thr) {
+            m[e] += row[e];
+            kept++;
+          }
+        }
+        for (int e = 0; e < experts && kept < p && thr > 0; e++) {
+          if (row[e] == thr) {
             m[e] += row[e];
             kept++;
           }

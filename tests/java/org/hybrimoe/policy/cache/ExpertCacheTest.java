@@ -145,4 +145,21 @@ class ExpertCacheTest {
     assertTrue(mrs > 0.3 && lru > 0.2, "hit rates " + mrs + " " + lru);
     assertTrue(mrs >= lru, "MRS " + mrs + " < LRU " + lru);
   }
+
+  /**
+   * MRS keeps every token's top-P scores: a token with fewer than P nonzero scores (a Mixtral gate
+   * with top-2 and P = 4) still credits its chosen experts however high their ids, not the first P
+   * entries by index (a bug that left expert 7 with no score at all).
+   */
+  @org.junit.jupiter.api.Test
+  void mrsCreditsTheChosenExpertsWhateverTheirIds() {
+    MrsCache c = new MrsCache(1, 8, 2, ExpertCache.Capacity.PER_LAYER, 0.5, 4);
+    float[] scores = new float[8];
+    scores[6] = 0.7f;
+    scores[7] = 0.3f;
+    c.observe(0, new int[] {6, 7}, 1, 2, scores);
+    org.junit.jupiter.api.Assertions.assertEquals(0.35, c.score(0, 6), 1e-6);
+    org.junit.jupiter.api.Assertions.assertEquals(0.15, c.score(0, 7), 1e-6);
+    org.junit.jupiter.api.Assertions.assertEquals(0, c.score(0, 0), 0);
+  }
 }
