@@ -92,7 +92,7 @@ public final class SimulateCommand implements Callable<Integer> {
       description = "modelled router look-ahead accuracy at distance 1,2,3 for traces without predictions")
   double[] lookaheadAccuracy;
 
-  @Option(names = "--mrs-variants", description = "also compare MRS variants (alpha 0.1-0.9, top-P 1-4 x top-k, "
+  @Option(names = "--mrs-variants", description = "also compare MRS variants (alpha 0.02-0.5, top-P 1-2 x top-k, "
       + "per layer and global) with LRU on the hit-rate tokens")
   boolean mrsVariants;
 
@@ -173,8 +173,8 @@ public final class SimulateCommand implements Callable<Integer> {
     if (mrsVariants) {
       out.printf(Locale.ROOT, "%n== MRS variants against LRU over the same %d tokens (alpha: score decay; P: top-P kept) ==%n",
           hitRateTokens);
-      printHitTable(out, exp.mrsVariants(cacheRatios, hitRateTokens, new double[] {0.1, 0.3, 0.5, 0.7, 0.9},
-          new int[] {1, 2, 4}));
+      printHitTable(out, exp.mrsVariants(cacheRatios, hitRateTokens, new double[] {0.02, 0.05, 0.1, 0.2, 0.5},
+          new int[] {1, 2}));
     }
     if (json != null) {
       writeJson(shape, hw, rows, hits);

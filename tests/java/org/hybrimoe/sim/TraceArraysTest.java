@@ -54,7 +54,7 @@ class TraceArraysTest {
     assertEquals(1, t.predictedDepth());
     assertEquals(t.id(1, 0, 1), t.predicted(1, 0, 1, 0));
     // MRS uses the real probabilities when the trace has them (top-P = 2 * topK = all 4 here)
-    MrsCache m = new MrsCache(2, 4, 4, ExpertCache.Capacity.PER_LAYER);
+    MrsCache m = new MrsCache(2, 4, 4, ExpertCache.Capacity.PER_LAYER, 0.5, 0);
     float[] row = new float[4];
     for (int e = 0; e < 4; e++) {
       row[e] = t.score(0, 0, e);

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 class ExpertCacheTest {
   @Test
   void mrsUpdateCountsEveryTokenOfTheBatch() {
-    MrsCache c = new MrsCache(1, 4, 2, ExpertCache.Capacity.PER_LAYER);
+    MrsCache c = new MrsCache(1, 4, 2, ExpertCache.Capacity.PER_LAYER, 0.5, 0);
     // two tokens, top-1: token 0 -> expert 0, token 1 -> expert 1; ids-only so m_t = 1/K = 1 on the chosen
     c.observe(0, new int[] {0, 1}, 2, 1, null);
     // m = (0.5, 0.5, 0, 0); S = 0.5 * m + 0.5 * 0
