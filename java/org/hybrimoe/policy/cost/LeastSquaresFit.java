@@ -227,32 +227,48 @@ public final class LeastSquaresFit {
         a[p][p] = 1; // pins the dropped coefficient at 0
       }
     }
-    // Gaussian elimination with partial pivoting on the normal equations (m <= 4).
+    double[] c = gauss(a, 1e-12);
+    if (c == null) {
+      throw new IllegalArgumentException("samples do not determine the coefficients (singular system)");
+    }
+    return c;
+  }
+
+  /**
+   * Solves the augmented m x (m + 1) system q in place by Gaussian elimination with partial
+   * pivoting (the normal equations here: m <= 4); null when a pivot is at most minPivot in
+   * magnitude or a coefficient comes out non-finite. Shared with OnlineCostModel.
+   */
+  static double[] gauss(double[][] q, double minPivot) {
+    int m = q.length;
     for (int col = 0; col < m; col++) {
       int piv = col;
       for (int r = col + 1; r < m; r++) {
-        if (Math.abs(a[r][col]) > Math.abs(a[piv][col])) {
+        if (Math.abs(q[r][col]) > Math.abs(q[piv][col])) {
           piv = r;
         }
       }
-      double[] t = a[col];
-      a[col] = a[piv];
-      a[piv] = t;
-      if (Math.abs(a[col][col]) < 1e-12) {
-        throw new IllegalArgumentException("samples do not determine the coefficients (singular system)");
+      double[] t = q[col];
+      q[col] = q[piv];
+      q[piv] = t;
+      if (!(Math.abs(q[col][col]) > minPivot)) {
+        return null;
       }
       for (int r = 0; r < m; r++) {
         if (r != col) {
-          double f = a[r][col] / a[col][col];
+          double f = q[r][col] / q[col][col];
           for (int c = col; c <= m; c++) {
-            a[r][c] -= f * a[col][c];
+            q[r][c] -= f * q[col][c];
           }
         }
       }
     }
     double[] c = new double[m];
     for (int p = 0; p < m; p++) {
-      c[p] = a[p][m] / a[p][p];
+      c[p] = q[p][m] / q[p][p];
+      if (!Double.isFinite(c[p])) {
+        return null;
+      }
     }
     return c;
   }

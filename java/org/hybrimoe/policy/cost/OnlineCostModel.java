@@ -129,36 +129,7 @@ public final class OnlineCostModel {
     }
 
     private double[] gauss(double[][] q) {
-      for (int c = 0; c < m; c++) {
-        int p = c;
-        for (int r = c + 1; r < m; r++) {
-          if (Math.abs(q[r][c]) > Math.abs(q[p][c])) {
-            p = r;
-          }
-        }
-        double[] t = q[c];
-        q[c] = q[p];
-        q[p] = t;
-        if (!(Math.abs(q[c][c]) > 0)) {
-          return null;
-        }
-        for (int r = 0; r < m; r++) {
-          if (r != c) {
-            double f = q[r][c] / q[c][c];
-            for (int k = c; k <= m; k++) {
-              q[r][k] -= f * q[c][k];
-            }
-          }
-        }
-      }
-      double[] out = new double[m];
-      for (int i = 0; i < m; i++) {
-        out[i] = q[i][m] / q[i][i];
-        if (!Double.isFinite(out[i])) {
-          return null;
-        }
-      }
-      return out;
+      return LeastSquaresFit.gauss(q, 0);
     }
   }
 
