@@ -6,8 +6,9 @@
 //
 // Linear kernels follow the engine's arithmetic rule (cpu_moe.h): f32 and f16 weights against
 // f32 activations; bf16 weights against activations rounded to bf16 first (every product exact),
-// on every path. f32 and bf16 weights go through the expert engine's row kernels (AVX-512 or
-// AVX2+FMA, bf16 widened exactly) when the selected kernel variant has them; f16 weights, and the
+// on every path. f32 and bf16 weights go through the expert engine's row kernels (the ones it
+// picks for the format: AVX-512 VDPBF16PS where the CPU has it, else AVX-512 or AVX2+FMA with bf16
+// widened exactly) when the selected kernel variant has them; f16 weights, and the
 // scalar variant, widen each row once per chunk and use a plain dot product.
 #include "hybrimoe/dense.h"
 
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "cpu/attn_kernels.hpp"
+#include "cpu/convert_kernels.hpp"
 #include "cpu/moe_kernels.hpp"
 #include "internal/act_rule.hpp"
 #include "internal/bf16.hpp"
@@ -95,13 +97,19 @@ float dot(const float* a, const float* b, int64_t n) {
 using RowKernel = void (*)(const hmoe::cpu::MatView&, int64_t, int64_t, const hmoe::cpu::ActView&, int,
                           float*, int64_t);
 
-// The vector row kernel for f32/bf16 weights under the current variant, or null (scalar path).
+// The vector row kernel for f32/bf16 weights under the current variant, or null (scalar path):
+// the one the MoE operator picks for the format (cpu_moe.cpp's choose_path), so that a linear here
+// and the same weights as an expert there add their products in the same order (a shared expert
+// run as a dense MLP or as routed-shaped pieces on a device gives the same H, bit for bit).
 RowKernel vector_kernel(int32_t w_dtype) {
   if (w_dtype != HMOE_DTYPE_F32 && w_dtype != HMOE_DTYPE_BF16) return nullptr;
   const int v = hmoe::kernel_variant();
   const uint32_t f = hmoe::cpu_features();
 #ifdef HMOE_HAVE_AVX512
-  if (v == HMOE_KERNEL_AVX512 && (f & HMOE_CPU_AVX512F)) return &hmoe::cpu::matmul_avx512;
+  if (v == HMOE_KERNEL_AVX512 && (f & HMOE_CPU_AVX512F)) {
+    if (w_dtype == HMOE_DTYPE_BF16 && (f & HMOE_CPU_AVX512_BF16)) return &hmoe::cpu::matmul_avx512_bf16;
+    return &hmoe::cpu::matmul_avx512;
+  }
 #endif
 #ifdef HMOE_HAVE_AVX2
   if (v >= HMOE_KERNEL_AVX2 && (f & HMOE_CPU_AVX2)) return &hmoe::cpu::matmul_avx2;
@@ -183,6 +191,14 @@ void linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t head
         std::memcpy(row, x + t * ldx_t + h * ldx_h, size_t(in) * 4);
         if (w_dtype == HMOE_DTYPE_BF16) hmoe::round_bf16_row(row, in);  // the bf16 rule
       }
+    // VDPBF16PS reads the rounded rows as bf16 bits (exact: they are bf16 values already).
+    std::vector<uint16_t> xb;
+#ifdef HMOE_HAVE_AVX512
+    if (kernel == &hmoe::cpu::matmul_avx512_bf16) {
+      xb.resize(xp.size());
+      hmoe::cpu::f32_to_bf16_avx512(xp.data(), xb.data(), int64_t(xp.size()));
+    }
+#endif
     // One token against bf16 weights on AVX2 also gets the permuted copy its kernel reads.
     std::vector<float> xperm;
 #ifdef HMOE_HAVE_AVX2
@@ -195,8 +211,8 @@ void linear_heads(hmoe_engine_t* engine, const float* x, int64_t n, int64_t head
     run_on(engine, heads * chunks, work, [&](int64_t c) {
       const int64_t h = c / chunks, r0 = (c % chunks) * rows, r1 = std::min(out, r0 + rows);
       const hmoe::cpu::MatView m{head_w(h), nullptr, out, in, in * es, 0, fmt, 0};
-      const hmoe::cpu::ActView a{xp.data() + h * n * ld, xperm.empty() ? nullptr : xperm.data() + h * ld, nullptr,
-                                 nullptr, nullptr, ld};
+      const hmoe::cpu::ActView a{xp.data() + h * n * ld, xperm.empty() ? nullptr : xperm.data() + h * ld,
+                                 xb.empty() ? nullptr : xb.data() + h * n * ld, nullptr, nullptr, ld};
       float* yh = y + h * ldy_h;
       kernel(m, r0, r1, a, int(n), yh + r0, ldy_t);  // yh[t * ldy_t + r] for r in [r0, r1)
       if (bias != nullptr)

@@ -59,10 +59,15 @@ void check_mlp(hmoe_dense_device_t* dev, int32_t dtype, int64_t d, int64_t ff, i
   for (size_t i = 0; i < gr.size(); ++i) hd[i] = gr[i] / (1.0 + std::exp(-gr[i])) * ur[i];
   // The reference's down projection over the double intermediate (rounded as the rule has it).
   const std::vector<double> ref = ref_linear(dn, hd, n);
+  // f32/f16: summation order only. bf16 weights: the rule rounds H before the down projection, and
+  // the device's f32 H and the reference's double H can round to neighbouring bf16 values: one
+  // such element moves an output by a down weight (about 3 / sqrt(ff)) times one bf16 ulp of H
+  // (2^-8 |H|, |H| a few units here), up to ~3e-3 / sqrt(ff) * |H|: 2e-3 covers a flip or two.
+  const double tol = dtype == HMOE_DTYPE_BF16 ? 2e-3 : 5e-5;
   const double e = max_err(y.data(), ref.data(), ref.size());
-  if (!(e < 5e-5)) std::fprintf(stderr, "mlp dtype %d d %lld ff %lld n %lld: error %g\n", dtype, (long long)d,
-                                (long long)ff, (long long)n, e);
-  CHECK(e < 5e-5);
+  if (!(e < tol)) std::fprintf(stderr, "mlp dtype %d d %lld ff %lld n %lld: error %g\n", dtype, (long long)d,
+                               (long long)ff, (long long)n, e);
+  CHECK(e < tol);
 }
 
 void check_refusals(hmoe_dense_device_t* dev, std::mt19937& rng) {

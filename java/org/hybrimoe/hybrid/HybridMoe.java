@@ -139,7 +139,6 @@ public final class HybridMoe implements MoeLayerExecutor {
   private final double[] stagedArrival;
   private int stagingNext;
   private double linkBusy;
-  private HybridScheduler scheduler; // for the cost model it was made with (online.current())
   private int lastLayer = -1; // the MoE layer run last and when it ended, for the non-MoE gap
   private double lastEnd;
   // Flat plan and timeline buffers, grown as needed.
@@ -435,9 +434,7 @@ public final class HybridMoe implements MoeLayerExecutor {
     int shared = sharedOnDevice[l] ? sharedCount[l] : 0;
     LayerRequest req = new LayerRequest(l, ex, loads, ready, shared, n, Math.max(0, linkBusy - now));
     SlotAllocator alloc = cache.dynamic() ? cache : (layer, e, needed) -> SlotAllocator.STAGING;
-    if (scheduler == null || scheduler.cost() != cm) { // one per refined model: it keeps its scratch
-      scheduler = new HybridScheduler(cm);
-    }
+    HybridScheduler scheduler = new HybridScheduler(cm); // cm changes after every layer's measurements
     LayerPlan plan = scheduler.plan(req, bundle.mode(), alloc);
     double xfer = cm.xferMs();
     for (int j = 0; j < plan.transfers(); j++) {

@@ -129,6 +129,9 @@ public final class DenseOffload implements AutoCloseable {
    * CPU path, compared: an attention kernel that computes wrongly is refused at load as a linear
    * is.
    */
+  /** Largest relative error a correct device's attention sublayer may show (see selfCheckAttention). */
+  static final double ATTENTION_SELF_CHECK_TOLERANCE = 2e-3;
+
   static void selfCheckAttention(DenseDevice d, Engine engine) {
     SplittableRandom r = new SplittableRandom(13);
     List<Attention> checks = List.of(
@@ -141,7 +144,11 @@ public final class DenseOffload implements AutoCloseable {
       probe.place(a.linears());
       DenseDevice.Attention da = a.placeOn(probe);
       double err = AttentionSelfCheck.compare(a, da, d, engine, r);
-      if (!(err < 1e-4)) {
+      // The sublayers chain bf16 linears: an intermediate that the device's f32 and the CPU's
+      // differ in by an ulp can round to the neighbouring bf16 value (dense.h's rule), which the
+      // softmax amplifies (1e-3 measured in ctest dense-attention); a wrong kernel is off by far
+      // more than 1e-2 (DeviceAttentionTest). 2e-3, as ctest dense-attention allows bf16 weights.
+      if (!(err < ATTENTION_SELF_CHECK_TOLERANCE)) {
         throw new IllegalStateException(String.format(Locale.ROOT,
             "the %s dense device disagrees with the CPU on a self-check of %s: relative error %.3g; keep the dense "
                 + "layers on the CPU (--dense cpu, ModelOptions.Dense.CPU) and report this device", d.kind(),

@@ -54,6 +54,7 @@ final class SplitSearch {
 
   // Residency: the request's, with at most one miss made resident (prefetch impact).
   private boolean[] miss = new boolean[0]; // [n]
+  private final int[] lastOf = new int[4]; // local search scratch: last representative per (side, kind)
   private double[] ready = new double[0]; // [n] residents' arrival (ms from the block's start)
   private int[] missAsc = new int[0]; // misses, lightest first
   private int[] missDesc = new int[0]; // misses, heaviest first: the link order
@@ -492,34 +493,21 @@ final class SplitSearch {
       int nCpu = 0;
       int nGpu = 0;
       // representatives, in load order: the first of each run of interchangeable experts per side
-      int lastCpuMiss = -1;
-      int lastCpuRes = -1;
-      int lastGpuMiss = -1;
-      int lastGpuRes = -1;
+      // the last representative per (side, kind): cpu miss, cpu resident, gpu miss, gpu resident
+      java.util.Arrays.fill(lastOf, -1);
       int cpuCount = 0;
       for (int k = 0; k < n; k++) {
         int i = asc[k];
-        if (onCpu(i)) {
-          cpuCount++;
-          int last = miss[i] ? lastCpuMiss : lastCpuRes;
-          if (last < 0 || !interchangeable(last, i)) {
+        boolean cpu = onCpu(i);
+        cpuCount += cpu ? 1 : 0;
+        int slot = (cpu ? 0 : 2) + (miss[i] ? 0 : 1);
+        if (lastOf[slot] < 0 || !interchangeable(lastOf[slot], i)) {
+          if (cpu) {
             cpuReps[nCpu++] = i;
-            if (miss[i]) {
-              lastCpuMiss = i;
-            } else {
-              lastCpuRes = i;
-            }
-          }
-        } else {
-          int last = miss[i] ? lastGpuMiss : lastGpuRes;
-          if (last < 0 || !interchangeable(last, i)) {
+          } else {
             gpuReps[nGpu++] = i;
-            if (miss[i]) {
-              lastGpuMiss = i;
-            } else {
-              lastGpuRes = i;
-            }
           }
+          lastOf[slot] = i;
         }
       }
       int bestA = -1;

@@ -30,7 +30,9 @@ class ReferenceModelTest {
   // variant, which this float64 reference does not (measured: 4e-4 to 1.2e-3 of the logit scale).
   static final double TOL_BF16_ACTIVATIONS = 1e-2;
   // Two variants computing the same rule differ by summation order, and now and then an element
-  // rounded to the neighbouring bf16 value (measured below 1e-4 of the logit scale).
+  // rounded to the neighbouring bf16 value: one such flip moves a logit by about a weight times a
+  // bf16 ulp (2^-8) of one activation, ~1e-4 of the scale on these small models. Measured here
+  // (scalar, AVX2, AVX-512 without bf16, no flip): 1.4e-7; VDPBF16PS sums in another order.
   static final double TOL_BETWEEN_VARIANTS = 5e-4;
 
   static Stream<Arguments> cases() {
@@ -191,6 +193,8 @@ class ReferenceModelTest {
             }
           }
           ReferenceForward.Deviation dev = ReferenceForward.deviation(got, firstD, 1);
+          System.out.printf("ReferenceModelTest: %s weights, %s against %s: %.3g of the logit scale%n", dtype, v,
+              ran.get(0), dev.max() / dev.scale());
           assertTrue(dev.max() < TOL_BETWEEN_VARIANTS * dev.scale(),
               dtype + " weights, " + v + " against " + ran.get(0) + ": max abs error " + dev.max());
         }
