@@ -436,7 +436,6 @@ public final class HybridMoe implements MoeLayerExecutor {
     SlotAllocator alloc = cache.dynamic() ? cache : (layer, e, needed) -> SlotAllocator.STAGING;
     HybridScheduler scheduler = new HybridScheduler(cm); // cm changes after every layer's measurements
     LayerPlan plan = scheduler.plan(req, bundle.mode(), alloc);
-    double xfer = cm.xferMs();
     for (int j = 0; j < plan.transfers(); j++) {
       double end = now + plan.transferEnd(j);
       if (plan.transferSlot(j) >= 0) {
@@ -450,7 +449,7 @@ public final class HybridMoe implements MoeLayerExecutor {
       prefetch(l, n, x, now, layerEnd, cm, scheduler, extra);
     }
     if (bundle.fillOnMiss() && cache instanceof MrsCache mrs) {
-      fill(l, ex, plan, mrs, now, layerEnd + cm.nonMoeMs(n), xfer, extra);
+      fill(l, ex, plan, mrs, now, layerEnd + cm.nonMoeMs(n), cm, extra);
     }
     if (!extra.isEmpty()) {
       plan = plan.withPrefetches(extra.stream().mapToInt(Move::layer).toArray(),
@@ -537,11 +536,11 @@ public final class HybridMoe implements MoeLayerExecutor {
   }
 
   /** MRS's own fill: misses computed on the CPU that outscore a resident, copied while the link idles. */
-  private void fill(int l, int[] ex, LayerPlan plan, MrsCache mrs, double now, double deadline, double xfer,
+  private void fill(int l, int[] ex, LayerPlan plan, MrsCache mrs, double now, double deadline, CostModel cm,
       List<Move> extra) {
     // A fill pays off through later hits, each saving at most a CPU expert's time over a GPU one; where
     // a copy steals more CPU time than one such hit returns (the link shares the host), none is made.
-    CostModel cm = online.current();
+    double xfer = cm.xferMs();
     if (cm.cpuStallMs(0, xfer) >= cm.cpuMs(1, false) - cm.gpuMs(1, false)) {
       return;
     }
